@@ -1,0 +1,167 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models that validate and respond."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from . import __version__
+from .models import HealthStatus, Problem, SessionCreated, SessionRequest, SessionView
+
+PROBLEM_STATUSES = {
+    400: "The body is not a JSON object",
+    401: "No or bad credentials",
+    403: "The caller may not act for that user or session",
+    404: "No such session",
+    413: "The body is too large",
+    422: "A field is invalid; `errors` names each one",
+    429: "Too many requests; see Retry-After",
+    502: "LiveKit answered an error",
+    503: "LiveKit is unreachable",
+    504: "LiveKit did not answer within the deadline",
+}
+LIVEKIT = (502, 503, 504)
+BODY = (400, 413, 422)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    ok_status: int
+    ok_model: type[BaseModel] | None
+    request_model: type[BaseModel] | None = None
+    problems: tuple[int, ...] = ()
+    path_params: tuple[str, ...] = ()
+    ok_headers: dict[str, str] = field(default_factory=dict)
+
+
+NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a bearer token"}
+
+OPERATIONS = [
+    Operation(
+        "post",
+        "/api/voice/session",
+        "Create a voice session: room, agent dispatch, token",
+        201,
+        SessionCreated,
+        SessionRequest,
+        BODY + LIVEKIT,
+        ok_headers=NO_STORE_HEADER,
+    ),
+    Operation(
+        "get",
+        "/api/voice/session/{room_name}",
+        "The session held in a room",
+        200,
+        SessionView,
+        problems=(404, 422, *LIVEKIT),
+        path_params=("room_name",),
+    ),
+    Operation(
+        "delete",
+        "/api/voice/session/{room_name}",
+        "End a session: delete its room",
+        204,
+        None,
+        problems=(404, 422, *LIVEKIT),
+        path_params=("room_name",),
+    ),
+    Operation("get", "/healthz", "Liveness: the process serves", 200, HealthStatus),
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness: LiveKit answers and accepts our credentials",
+        200,
+        HealthStatus,
+        problems=(503,),
+    ),
+]
+
+
+def build_openapi(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
+    paths["/openapi.json"] = {"get": _openapi_self()}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "voice-gateway",
+            "version": __version__,
+            "description": "Hands out LiveKit voice sessions.",
+        },
+        "paths": paths,
+        "components": {"schemas": _schemas(operations)},
+    }
+
+
+def _schemas(operations: list[Operation]) -> dict[str, Any]:
+    inputs = {op.request_model for op in operations if op.request_model}
+    outputs = {op.ok_model for op in operations if op.ok_model} | {Problem}
+    validation: JsonSchemaMode = "validation"
+    serialization: JsonSchemaMode = "serialization"
+    pairs = [(m, validation) for m in inputs] + [(m, serialization) for m in outputs]
+    _, schema = models_json_schema(
+        sorted(pairs, key=lambda p: p[0].__name__), ref_template="#/components/schemas/{model}"
+    )
+    return dict(schema.get("$defs", {}))
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
+    if op.path_params:
+        spec["parameters"] = [_path_param(name) for name in op.path_params]
+    if op.request_model:
+        spec["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(op.request_model)}},
+        }
+    return spec
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": op.summary}
+    if op.ok_model:
+        ok["content"] = {"application/json": {"schema": _ref(op.ok_model)}}
+    if op.ok_headers:
+        ok["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in op.ok_headers.items()
+        }
+    responses = {str(op.ok_status): ok}
+    for status in op.problems:
+        responses[str(status)] = {
+            "description": PROBLEM_STATUSES[status],
+            "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        }
+    return responses
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    }
+
+
+def _openapi_self() -> dict[str, Any]:
+    return {
+        "summary": "This document",
+        "responses": {
+            "200": {
+                "description": "OpenAPI 3.1",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}

@@ -1,0 +1,1 @@
+"""HTTP handlers: thin. Parse, call the service, respond."""

@@ -1,0 +1,35 @@
+"""Liveness and readiness, for orchestrators' probes."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..errors import GatewayError, HttpProblem
+from ..models import HealthStatus
+from ..problems import problem_response
+from ..responses import model_response
+from ..state import sessions_of
+
+
+async def healthz(request: Request) -> Response:
+    """The process serves. Deliberately touches nothing else: a LiveKit outage is not a reason
+    for an orchestrator to restart the gateway."""
+    return model_response(HealthStatus(status="ok"))
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await sessions_of(request).check_livekit()
+    except GatewayError as exc:
+        # Not ready, whatever LiveKit's failure: 503 tells a load balancer to route elsewhere.
+        not_ready = HttpProblem(503, exc.code, "Not ready")
+        return problem_response(request, not_ready, f"Not ready: {exc.detail}")
+    return model_response(HealthStatus(status="ready"))
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

@@ -1,0 +1,75 @@
+"""`/api/voice/session`: create, inspect and end a voice session."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from livekit import api
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..http_input import read_json_object, validate_as
+from ..models import ParticipantView, SessionCreated, SessionRequest, SessionView
+from ..responses import NO_STORE, model_response
+from ..service import SessionDetails
+from ..state import sessions_of, settings_of
+
+
+async def create_session(request: Request) -> Response:
+    context = {"max_session_hours": settings_of(request).max_session_hours}
+    body = validate_as(SessionRequest, await read_json_object(request), context)
+    created = await sessions_of(request).create_session(
+        body.user_id, body.agent_id, body.session_duration_hours
+    )
+    response = SessionCreated(
+        session_id=created.record.session_id,
+        room_name=created.room_name,
+        token=created.token,
+        livekit_url=created.livekit_url,
+        expires_at=created.record.expires_at,
+    )
+    return model_response(response, 201, NO_STORE)
+
+
+async def get_session(request: Request) -> Response:
+    details = await sessions_of(request).get_session(request.path_params["room_name"])
+    return model_response(session_view(details))
+
+
+async def end_session(request: Request) -> Response:
+    await sessions_of(request).end_session(request.path_params["room_name"])
+    return Response(status_code=204)
+
+
+def session_view(details: SessionDetails) -> SessionView:
+    record = details.record
+    return SessionView(
+        session_id=record.session_id,
+        room_name=details.room.name,
+        user_id=record.user_id,
+        agent_id=record.agent_id,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        room_sid=details.room.sid,
+        num_participants=len(details.participants),
+        participants=[participant_view(p) for p in details.participants],
+    )
+
+
+def participant_view(participant: api.ParticipantInfo) -> ParticipantView:
+    joined = participant.joined_at_ms / 1000 or participant.joined_at
+    return ParticipantView(
+        identity=participant.identity,
+        name=participant.name,
+        state=api.ParticipantInfo.State.Name(participant.state),
+        kind=api.ParticipantInfo.Kind.Name(participant.kind),
+        joined_at=datetime.fromtimestamp(joined, UTC) if joined else None,
+    )
+
+
+routes = [
+    Route("/api/voice/session", create_session, methods=["POST"]),
+    Route("/api/voice/session/{room_name}", get_session, methods=["GET"]),
+    Route("/api/voice/session/{room_name}", end_session, methods=["DELETE"]),
+]

@@ -1,0 +1,81 @@
+"""Join tokens: the SDK's synchronous signing and verifying, always run in the worker threads.
+
+`AccessToken.to_jwt` and `TokenVerifier.verify` are plain CPU-bound functions. They run through
+`anyio.to_thread.run_sync` with the service layer's shared `CapacityLimiter`, never on the loop.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+import anyio
+import jwt
+from livekit import api
+from livekit.api.access_token import Claims
+from pydantic import SecretStr
+
+
+@dataclass(frozen=True)
+class JoinGrant:
+    """Everything a join token says: who, which room, for how long, with which room set-up."""
+
+    identity: str
+    room_name: str
+    room_config: api.RoomConfiguration
+    issued_at: datetime
+    expires_at: datetime
+    name: str = ""
+    metadata: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class TokenSigner:
+    def __init__(self, api_key: str, api_secret: SecretStr, limiter: anyio.CapacityLimiter):
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._limiter = limiter
+
+    async def sign(self, grant: JoinGrant) -> str:
+        return await anyio.to_thread.run_sync(
+            partial(self._sign_blocking, grant), limiter=self._limiter
+        )
+
+    async def verify(self, token: str) -> Claims:
+        verifier = api.TokenVerifier(self._api_key, self._api_secret.get_secret_value())
+        return await anyio.to_thread.run_sync(verifier.verify, token, limiter=self._limiter)
+
+    def _sign_blocking(self, grant: JoinGrant) -> str:
+        secret = self._api_secret.get_secret_value()
+        token = (
+            api.AccessToken(self._api_key, secret)
+            .with_identity(grant.identity)
+            .with_name(grant.name)
+            .with_metadata(grant.metadata)
+            .with_attributes(grant.attributes)
+            .with_grants(_join_only(grant.room_name))
+            .with_room_config(grant.room_config)
+        )
+        # AccessToken.to_jwt stamps nbf/exp from its own clock; the session's expires_at is already
+        # in the room metadata and the response, so we sign the SDK's claims with those times.
+        claims = token.claims.asdict()
+        claims.update(
+            sub=grant.identity,
+            iss=self._api_key,
+            nbf=calendar.timegm(grant.issued_at.utctimetuple()),
+            exp=calendar.timegm(grant.expires_at.utctimetuple()),
+        )
+        return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _join_only(room_name: str) -> api.VideoGrants:
+    """Join this one room and talk in it; no create, list, admin or record rights."""
+    return api.VideoGrants(
+        room_join=True,
+        room=room_name,
+        can_publish=True,
+        can_subscribe=True,
+        can_publish_data=True,
+    )
