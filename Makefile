@@ -1,0 +1,40 @@
+# Local use and CI share these targets. Only Python 3.11+ must be on the machine: uv comes from PyPI.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(PYTHON) -m uv
+# Use the Python that is here; never download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: run test lint typecheck check bench bench-smoke install uv
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" \
+		|| $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+
+install: uv
+	$(UV) sync --frozen
+
+## The main job: the gateway on 127.0.0.1:8000 with the LiveKit stand-in on 127.0.0.1:7880.
+run: install
+	$(UV) run voice-gateway dev
+
+## The whole test suite.
+test: install
+	$(UV) run pytest
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+typecheck: install
+	$(UV) run mypy
+
+check: lint typecheck test
+
+## Load benchmarks on loopback (needs wrk; installs it with apt-get when missing and allowed).
+bench: install
+	$(UV) run python -m bench.session_load
+
+bench-smoke: install
+	$(UV) run python -m bench.session_load --smoke

@@ -1,0 +1,111 @@
+"""The `voice-gateway` command: serve (production), dev (with the embedded stand-in), doctor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import anyio
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .doctor import run_checks, settings_problems
+from .settings import Settings, describe_settings_error
+
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"  # noqa: S105  # LiveKit's own --dev pair, public by design
+DEV_BANNER = """\
+==============================================================================
+ voice-gateway DEVELOPMENT MODE
+ * caller authentication is OFF: anyone who reaches {gateway} gets tokens
+ * LiveKit is an in-process STAND-IN at {livekit}: it speaks the RoomService
+   API but is NOT a media server; clients cannot join rooms or talk to agents
+ * development credentials ({key} / {secret}); never use them in production
+=============================================================================="""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voice-gateway", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the gateway (settings from env and .env)")
+    _add_listen_args(serve, host="0.0.0.0")  # noqa: S104  # a container's port must be reachable
+    serve.set_defaults(run=_serve)
+    dev = commands.add_parser("dev", help="run the gateway with an embedded LiveKit stand-in")
+    _add_listen_args(dev, host="127.0.0.1")
+    dev.add_argument("--livekit-port", type=int, default=7880, help="stand-in port")
+    dev.set_defaults(run=_dev)
+    doctor = commands.add_parser("doctor", help="check settings and LiveKit, then explain")
+    doctor.set_defaults(run=_doctor)
+    return parser
+
+
+def _add_listen_args(parser: argparse.ArgumentParser, host: str) -> None:
+    parser.add_argument("--host", default=host, help=f"interface to bind (default {host})")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    if problems := settings_problems(settings):
+        _exit_with(" ".join(problems))
+    _run_gateway(settings, args.host, args.port)
+
+
+def _dev(args: argparse.Namespace) -> None:
+    from .standin import StandIn  # only dev needs the stand-in
+
+    # LiveKit's dev secret is short on purpose; PyJWT would warn on every token.
+    warnings.filterwarnings("ignore", message=".*HMAC key.*")
+    standin = StandIn(DEV_API_KEY, DEV_API_SECRET, host="127.0.0.1", port=args.livekit_port)
+    standin.start()
+    try:
+        settings = load_settings(
+            livekit_url=standin.url, livekit_api_key=DEV_API_KEY, livekit_api_secret=DEV_API_SECRET
+        )
+        print(
+            DEV_BANNER.format(
+                gateway=f"http://{args.host}:{args.port}",
+                livekit=standin.url,
+                key=DEV_API_KEY,
+                secret=DEV_API_SECRET,
+            ),
+            file=sys.stderr,
+        )
+        _run_gateway(settings, args.host, args.port)
+    finally:
+        standin.stop()
+
+
+def _doctor(args: argparse.Namespace) -> None:
+    results = anyio.run(run_checks, load_settings())
+    for passed, sentence in results:
+        print(("ok       " if passed else "PROBLEM  ") + sentence)
+    if not all(passed for passed, _ in results):
+        sys.exit(1)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, or one line naming the bad variable and exit status 2."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        _exit_with(describe_settings_error(exc))
+
+
+def _run_gateway(settings: Settings, host: str, port: int) -> None:
+    # One worker per process: scale with replicas, each with its own LiveKit client and limiter.
+    uvicorn.run(create_app(settings), host=host, port=port, workers=1, server_header=False)
+
+
+def _exit_with(message: str) -> NoReturn:
+    print(f"voice-gateway: {message}", file=sys.stderr)
+    sys.exit(2)
