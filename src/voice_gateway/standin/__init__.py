@@ -1,0 +1,20 @@
+"""A LiveKit server stand-in: the Twirp RoomService over HTTP on loopback, for tests, the
+`voice-gateway dev` command and benchmarks. It is not a media server: no WebRTC, no `/rtc`.
+
+What it reproduces, and how faithfully, is in /work/shared/reference/livekit-server.md.
+"""
+
+from .app import StandInApp, create_standin_app
+from .calls import TwirpCall
+from .controller import StandIn
+from .server import standin_config
+from .state import StandInState
+
+__all__ = [
+    "StandIn",
+    "StandInApp",
+    "StandInState",
+    "TwirpCall",
+    "create_standin_app",
+    "standin_config",
+]

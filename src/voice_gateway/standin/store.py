@@ -1,0 +1,199 @@
+"""Rooms and their participants, in memory, shared between the server loop and test threads.
+
+Every public method takes the lock and hands out copies, so a test thread never sees a message
+that the server loop is half-way through changing.
+"""
+
+from __future__ import annotations
+
+import heapq
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from livekit.protocol.models import Codec, ParticipantInfo, Room
+from livekit.protocol.room import CreateRoomRequest
+
+from .guid import PARTICIPANT_PREFIX, ROOM_PREFIX, new_guid
+
+# server pkg/config/config.go DefaultConfig; a request field of 0 means "use the default".
+DEFAULT_EMPTY_TIMEOUT_S = 300
+DEFAULT_DEPARTURE_TIMEOUT_S = 20
+DEFAULT_MAX_PARTICIPANTS = 0
+ENABLED_CODECS = (
+    *("audio/PCMU", "audio/PCMA", "audio/opus", "audio/red"),
+    *("video/VP8", "video/H264", "video/VP9", "video/AV1", "video/H265", "video/rtx"),
+)
+# Agents and egress do not keep a room open (rtc/room.go CloseIfEmpty, IsDependent).
+DEPENDENT_KINDS = frozenset({ParticipantInfo.Kind.AGENT, ParticipantInfo.Kind.EGRESS})
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass
+class RoomRecord:
+    room: Room
+    request: CreateRoomRequest  # as first received: what dispatch was asked for, and more
+    participants: dict[str, ParticipantInfo] = field(default_factory=dict)
+    last_left_at: float = 0.0
+    ever_joined: bool = False
+
+    def close_deadline(self) -> float | None:
+        """When the server would close this room if nothing changes; None while occupied."""
+        if any(p.kind not in DEPENDENT_KINDS for p in self.participants.values()):
+            return None
+        if self.ever_joined and self.last_left_at:
+            return self.last_left_at + self.room.departure_timeout
+        return self.room.creation_time + self.room.empty_timeout
+
+
+class RoomStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rooms: dict[str, RoomRecord] = {}
+        self._deadlines: list[tuple[float, str, str]] = []  # (when, room name, room sid)
+
+    def create_room(self, request: CreateRoomRequest) -> Room:
+        """The live room of that name unchanged, or a new one with the server's defaults."""
+        with self._lock:
+            record = self._rooms.get(request.name)
+            if record is None:
+                record = RoomRecord(room=new_room(request, time.time()), request=_copy(request))
+                self._rooms[request.name] = record
+                self._schedule(record)
+            return _copy(record.room)
+
+    def get_room(self, name: str) -> Room | None:
+        with self._lock:
+            record = self._rooms.get(name)
+            return None if record is None else _copy(record.room)
+
+    def get_request(self, name: str) -> CreateRoomRequest | None:
+        with self._lock:
+            record = self._rooms.get(name)
+            return None if record is None else _copy(record.request)
+
+    def list_rooms(self, names: Iterable[str] = ()) -> list[Room]:
+        wanted = set(names)
+        with self._lock:
+            return [
+                _copy(record.room)
+                for name, record in self._rooms.items()
+                if not wanted or name in wanted
+            ]
+
+    def delete_room(self, name: str) -> bool:
+        """Removes the room and with it its participants; False when there was none."""
+        with self._lock:
+            return self._rooms.pop(name, None) is not None
+
+    def update_metadata(self, name: str, metadata: str) -> Room | None:
+        with self._lock:
+            record = self._rooms.get(name)
+            if record is None:
+                return None
+            record.room.metadata = metadata
+            return _copy(record.room)
+
+    def list_participants(self, room: str) -> list[ParticipantInfo]:
+        with self._lock:
+            record = self._rooms.get(room)
+            participants = record.participants.values() if record else ()
+            return [_copy(p) for p in participants]
+
+    def get_participant(self, room: str, identity: str) -> ParticipantInfo | None:
+        with self._lock:
+            record = self._rooms.get(room)
+            participant = record.participants.get(identity) if record else None
+            return None if participant is None else _copy(participant)
+
+    def add_participant(self, room: str, participant: ParticipantInfo) -> ParticipantInfo:
+        """Joins `participant` (replacing one with the same identity), creating the room if
+        needed, as a join with auto_create does; fills in sid and join time when unset."""
+        now = time.time()
+        joined = _copy(participant)
+        joined.sid = joined.sid or new_guid(PARTICIPANT_PREFIX)
+        joined.joined_at_ms = joined.joined_at_ms or int(now * 1000)
+        joined.joined_at = joined.joined_at or joined.joined_at_ms // 1000
+        with self._lock:
+            record = self._rooms.get(room)
+            if record is None:
+                request = CreateRoomRequest(name=room)
+                record = RoomRecord(room=new_room(request, now), request=request)
+                self._rooms[room] = record
+            record.participants[joined.identity] = joined
+            record.ever_joined = True
+            _count_participants(record)
+            return _copy(joined)
+
+    def remove_participant(self, room: str, identity: str) -> bool:
+        with self._lock:
+            record = self._rooms.get(room)
+            if record is None or record.participants.pop(identity, None) is None:
+                return False
+            record.last_left_at = time.time()
+            _count_participants(record)
+            self._schedule(record)
+            return True
+
+    def room_names(self) -> list[str]:
+        with self._lock:
+            return list(self._rooms)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rooms.clear()
+            self._deadlines.clear()
+
+    def close_idle_rooms(self, now: float) -> list[str]:
+        """Closes rooms past their empty or departure timeout; returns their names."""
+        closed = []
+        with self._lock:
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, name, sid = heapq.heappop(self._deadlines)
+                record = self._rooms.get(name)
+                if record is None or record.room.sid != sid:
+                    continue  # deleted, or replaced by a newer room of the same name
+                deadline = record.close_deadline()
+                if deadline is not None and deadline <= now:
+                    del self._rooms[name]
+                    closed.append(name)
+                elif deadline is not None:
+                    heapq.heappush(self._deadlines, (deadline, name, sid))
+        return closed
+
+    def _schedule(self, record: RoomRecord) -> None:
+        # A heap of deadlines keeps the once-a-second check cheap with many thousands of rooms.
+        deadline = record.close_deadline()
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, record.room.name, record.room.sid))
+
+
+def new_room(request: CreateRoomRequest, now: float) -> Room:
+    return Room(
+        sid=new_guid(ROOM_PREFIX),
+        name=request.name,
+        empty_timeout=request.empty_timeout or DEFAULT_EMPTY_TIMEOUT_S,
+        departure_timeout=request.departure_timeout or DEFAULT_DEPARTURE_TIMEOUT_S,
+        max_participants=request.max_participants or DEFAULT_MAX_PARTICIPANTS,
+        creation_time=int(now),
+        creation_time_ms=int(now * 1000),
+        turn_password=secrets.token_urlsafe(32),
+        enabled_codecs=[Codec(mime=mime) for mime in ENABLED_CODECS],
+        metadata=request.metadata,
+    )
+
+
+def _count_participants(record: RoomRecord) -> None:
+    record.room.num_participants = len(record.participants)
+    record.room.num_publishers = sum(p.is_publisher for p in record.participants.values())
+
+
+def _copy(message: M) -> M:
+    clone = type(message)()
+    clone.CopyFrom(message)
+    return clone
