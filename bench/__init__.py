@@ -1,0 +1,1 @@
+"""Load benchmarks: real processes on loopback, driven by `wrk`."""

@@ -1,0 +1,133 @@
+"""Child processes of a benchmark: started in their own sessions, always stopped on the way out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+STOP_GRACE_S = 5.0
+LOG_TAIL_CHARS = 2000
+
+
+class StartFailure(Exception):
+    """A child did not come up: it exited, or never answered its readiness probe in time."""
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        except OSError:
+            return ""
+
+
+class Children(AbstractContextManager["Children"]):
+    """Owns the processes it starts; leaving the block stops every one, errors or not."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir  # every child's working directory, and where its log goes
+        self._children: list[Child] = []
+
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
+        log_path = self.work_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
+            process = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=self.work_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        child = Child(name, process, log_path)
+        self._children.append(child)
+        return child
+
+    def log_tails(self) -> str:
+        """The end of every child's output, to explain a failure before the logs are gone."""
+        return "\n".join(f"--- {c.name} (pid {c.pid}) ---\n{c.log_tail()}" for c in self._children)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for child in reversed(self._children):
+            stop(child)
+        self._children.clear()
+
+
+def stop(child: Child) -> None:
+    """SIGTERM (uvicorn shuts down cleanly), then SIGKILL after a grace period."""
+    if child.process.poll() is not None:
+        return
+    _signal_group(child, signal.SIGTERM)
+    try:
+        child.process.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(child, signal.SIGKILL)
+        child.process.wait(STOP_GRACE_S)
+
+
+def _signal_group(child: Child, signum: signal.Signals) -> None:
+    # The group is the child's own (start_new_session), so this reaches only what we started.
+    with suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_ready(child: Child, url: str, timeout_s: float) -> None:
+    """Poll `url` until it answers 200; fail early if the child exits."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise StartFailure(f"{child.name} exited with status {child.process.returncode}")
+            if _answers_ok(client, url):
+                return
+            time.sleep(0.1)
+    raise StartFailure(f"{child.name} did not answer {url} within {timeout_s:g} s")
+
+
+def _answers_ok(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time a live process has used, from /proc (None off Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the command name: field 14 (utime) and 15 (stime) are at offsets 11 and 12.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

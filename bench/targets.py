@@ -1,0 +1,138 @@
+"""What the benchmark loads: the gateway in front of the LiveKit stand-in, or the bare ceiling.
+
+Each runs as a real process (the venv's Python) on 127.0.0.1, in a scratch working directory so a
+developer's `.env` cannot change what is measured, with LiveKit and gateway variables reset.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .children import Child, Children, StartFailure, free_port, wait_until_ready
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 15.0
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SESSION_PATH = "/api/voice/session"
+PROBE_BODY = {"user_id": "bench-probe", "agent_id": "pm-agent", "session_duration_hours": 1}
+CREATED_FIELDS = {"session_id", "room_name", "token", "livekit_url", "expires_at"}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Fresh per run: LiveKit's key pair (the secret long enough for `serve`) and a caller key."""
+
+    livekit_key: str = "devkey"
+    livekit_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    caller_key: str = field(default_factory=lambda: "bench-" + secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    base_url: str
+    processes: Mapping[str, Child]  # by role: "server", and "livekit" behind the gateway
+
+    @property
+    def session_url(self) -> str:
+        return self.base_url + SESSION_PATH
+
+
+@dataclass(frozen=True)
+class Probe:
+    body_bytes: int
+    token_length: int
+
+
+def start_gateway(children: Children, creds: Credentials, latency_ms: int, label: str) -> Target:
+    livekit_port, gateway_port = free_port(), free_port()
+    standin = children.start(
+        f"{label}-standin",
+        [sys.executable, "-m", "voice_gateway.standin", "--host", HOST,
+         "--port", str(livekit_port), "--api-key", creds.livekit_key,
+         "--api-secret", creds.livekit_secret, "--latency-ms", str(latency_ms)],
+        child_env(),
+    )  # fmt: skip
+    wait_until_ready(standin, f"http://{HOST}:{livekit_port}/", STARTUP_TIMEOUT_S)
+    gateway = children.start(
+        f"{label}-gateway",
+        [
+            sys.executable,
+            "-m",
+            "voice_gateway",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(gateway_port),
+        ],
+        child_env(gateway_env(creds, f"http://{HOST}:{livekit_port}")),
+    )
+    base_url = f"http://{HOST}:{gateway_port}"
+    wait_until_ready(gateway, base_url + "/healthz", STARTUP_TIMEOUT_S)
+    return Target("gateway", base_url, {"server": gateway, "livekit": standin})
+
+
+def start_ceiling(children: Children, token_length: int, label: str) -> Target:
+    port = free_port()
+    ceiling = children.start(
+        f"{label}-ceiling",
+        [sys.executable, "-m", "bench.ceiling", "--host", HOST, "--port", str(port),
+         "--token-length", str(token_length)],
+        child_env({"PYTHONPATH": _with_repo_root(os.environ.get("PYTHONPATH"))}),
+    )  # fmt: skip
+    base_url = f"http://{HOST}:{port}"
+    wait_until_ready(ceiling, base_url + "/healthz", STARTUP_TIMEOUT_S)
+    return Target("ceiling", base_url, {"server": ceiling})
+
+
+def gateway_env(creds: Credentials, livekit_url: str) -> dict[str, str]:
+    return {
+        "LIVEKIT_URL": livekit_url,
+        "LIVEKIT_API_KEY": creds.livekit_key,
+        "LIVEKIT_API_SECRET": creds.livekit_secret,
+        # Caller authentication: harmless where the gateway does not ask for it yet.
+        "VOICE_GATEWAY_API_KEYS": creds.caller_key,
+    }
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Our environment without any LiveKit or gateway setting, plus `extra`."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("LIVEKIT_", "VOICE_GATEWAY_"))
+    }
+    return {**inherited, **(extra or {})}
+
+
+def _with_repo_root(python_path: str | None) -> str:
+    # Children run in a scratch directory, so `bench` is importable only through PYTHONPATH.
+    return os.pathsep.join(filter(None, [str(REPO_ROOT), python_path]))
+
+
+def probe_session(target: Target, creds: Credentials) -> Probe:
+    """One session before the load: the target must answer 201 with every field."""
+    headers = {"Authorization": f"Bearer {creds.caller_key}"}
+    try:
+        answer = httpx.post(
+            target.session_url, json=PROBE_BODY, headers=headers, timeout=PROBE_TIMEOUT_S
+        )
+    except httpx.HTTPError as exc:
+        raise StartFailure(f"{target.name}: probe session failed: {exc!r}") from exc
+    if answer.status_code != 201:
+        raise StartFailure(
+            f"{target.name}: probe answered {answer.status_code}: {answer.text[:300]}"
+        )
+    created = answer.json()
+    if missing := CREATED_FIELDS - created.keys():
+        raise StartFailure(f"{target.name}: probe answer lacks {sorted(missing)}")
+    return Probe(body_bytes=len(answer.content), token_length=len(created["token"]))
