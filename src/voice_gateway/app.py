@@ -10,9 +10,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from .errors import GatewayError
+from .metrics import Metrics
 from .problems import on_gateway_error, on_http_exception, on_unexpected_error
 from .request_id import RequestIdMiddleware
-from .routes import docs, health, sessions
+from .routes import docs, health, metrics_route, sessions
 from .service import open_session_service
 from .settings import Settings
 from .state import AppState
@@ -23,11 +24,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
-        async with open_session_service(settings) as session_service:
-            yield AppState(settings=settings, sessions=session_service)
+        metrics = Metrics()
+        async with open_session_service(settings, metrics) as session_service:
+            yield AppState(settings=settings, sessions=session_service, metrics=metrics)
 
     return Starlette(
-        routes=[*sessions.routes, *health.routes, docs.openapi_route()],
+        routes=[*sessions.routes, *health.routes, *metrics_route.routes, docs.openapi_route()],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             GatewayError: on_gateway_error,

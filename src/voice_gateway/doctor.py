@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from livekit import api
 
 from .errors import GatewayError
+from .metrics import Metrics
 from .service import SessionService, open_session_service
 from .settings import Settings
 from .tokens import JoinGrant
@@ -30,7 +31,7 @@ def settings_problems(settings: Settings, *, dev: bool = False) -> list[str]:
 async def run_checks(settings: Settings) -> list[tuple[bool, str]]:
     """Each check's outcome as (passed, one plain sentence)."""
     results = [(False, problem) for problem in settings_problems(settings)]
-    async with open_session_service(settings) as sessions:
+    async with open_session_service(settings, Metrics()) as sessions:
         for check in (_reach_livekit, _mint_and_verify_token):
             results.append(await _outcome(check, sessions))
     return results

@@ -8,6 +8,7 @@ aiohttp or Twirp exception ever reaches a handler.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -17,7 +18,8 @@ import anyio
 from google.protobuf.message import DecodeError
 from livekit import api
 
-from .errors import LiveKitError, LiveKitTimeout, LiveKitUnavailable
+from .errors import GatewayError, LiveKitError, LiveKitTimeout, LiveKitUnavailable
+from .metrics import Metrics
 from .settings import Settings
 
 T = TypeVar("T")
@@ -32,37 +34,53 @@ class RoomNotFound(Exception):
 
 
 class LiveKitRooms:
-    def __init__(self, livekit: api.LiveKitAPI, timeout_s: float) -> None:
+    def __init__(self, livekit: api.LiveKitAPI, timeout_s: float, metrics: Metrics) -> None:
         self._room_service = livekit.room
         self._timeout_s = timeout_s
+        self._metrics = metrics
 
     async def create(self, request: api.CreateRoomRequest) -> api.Room:
-        return await self._call(self._room_service.create_room(request))
+        return await self._call("CreateRoom", self._room_service.create_room(request))
 
     async def find(self, name: str) -> api.Room | None:
-        response = await self._call(
-            self._room_service.list_rooms(api.ListRoomsRequest(names=[name]))
-        )
+        request = api.ListRoomsRequest(names=[name])
+        response = await self._call("ListRooms", self._room_service.list_rooms(request))
         return next((room for room in response.rooms if room.name == name), None)
 
     async def list_all(self) -> list[api.Room]:
-        response = await self._call(self._room_service.list_rooms(api.ListRoomsRequest()))
+        response = await self._call(
+            "ListRooms", self._room_service.list_rooms(api.ListRoomsRequest())
+        )
         return list(response.rooms)
 
     async def delete(self, name: str) -> None:
         """Delete a room; raises RoomNotFound when it is already gone."""
-        await self._call(self._room_service.delete_room(api.DeleteRoomRequest(room=name)))
+        request = api.DeleteRoomRequest(room=name)
+        await self._call("DeleteRoom", self._room_service.delete_room(request))
 
     async def participants(self, name: str) -> list[api.ParticipantInfo]:
         request = api.ListParticipantsRequest(room=name)
-        response = await self._call(self._room_service.list_participants(request))
+        response = await self._call(
+            "ListParticipants", self._room_service.list_participants(request)
+        )
         return list(response.participants)
 
     async def check_access(self) -> None:
         """Raise unless LiveKit answers and accepts the gateway's credentials."""
         await self.find(READINESS_PROBE_ROOM)
 
-    async def _call(self, call: Awaitable[T]) -> T:
+    async def _call(self, method: str, call: Awaitable[T]) -> T:
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return await self._translated(call)
+        except (GatewayError, RoomNotFound) as exc:
+            outcome = "not_found" if isinstance(exc, RoomNotFound) else exc.code
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.livekit_calls.labels(method, outcome).observe(elapsed)
+
+    async def _translated(self, call: Awaitable[T]) -> T:
         try:
             with anyio.fail_after(self._timeout_s):
                 return await call

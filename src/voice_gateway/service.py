@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import anyio
+import anyio.abc
 from livekit import api
 
 from .errors import FieldError, GatewayError, InvalidRequest, SessionNotFound
 from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_api
+from .metrics import Metrics
 from .session_record import SessionRecord, is_session_room_name, new_session_id, record_of
 from .settings import Settings
 from .tokens import JoinGrant, TokenSigner
@@ -38,10 +40,19 @@ class SessionDetails:
 
 
 class SessionService:
-    def __init__(self, settings: Settings, rooms: LiveKitRooms, signer: TokenSigner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        rooms: LiveKitRooms,
+        signer: TokenSigner,
+        background: anyio.abc.TaskGroup,
+        metrics: Metrics,
+    ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._rooms = rooms
         self._signer = signer
+        self._background = background
 
     @property
     def signer(self) -> TokenSigner:
@@ -58,6 +69,7 @@ class SessionService:
             JoinGrant(user_id, room_name, room_config, record.created_at, record.expires_at)
         )
         await self._create_room_or_clean_up(room_config)
+        self._metrics.sessions_created.inc()
         return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
 
     async def get_session(self, room_name: str) -> SessionDetails:
@@ -71,6 +83,7 @@ class SessionService:
             await self._rooms.delete(room_name)
         except RoomNotFound:
             logger.info("session room %s was already gone when deleted", room_name)
+        self._metrics.sessions_ended.labels("deleted").inc()
 
     async def check_livekit(self) -> None:
         await self._rooms.check_access()
@@ -95,9 +108,9 @@ class SessionService:
         try:
             await self._rooms.create(create_room_request(config))
         except (GatewayError, anyio.get_cancelled_exc_class()):
-            # A deadline or a cancelled request may still have created the room on LiveKit's side.
-            with anyio.CancelScope(shield=True):
-                await self._delete_quietly(config.name)
+            # A deadline or a cancelled request may still have created the room on LiveKit's
+            # side. Delete it in the background, so the caller's error is not delayed by it.
+            self._background.start_soon(self._delete_quietly, config.name)
             raise
 
     async def _delete_quietly(self, room_name: str) -> None:
@@ -142,10 +155,12 @@ def create_room_request(config: api.RoomConfiguration) -> api.CreateRoomRequest:
 
 
 @asynccontextmanager
-async def open_session_service(settings: Settings) -> AsyncIterator[SessionService]:
+async def open_session_service(
+    settings: Settings, metrics: Metrics
+) -> AsyncIterator[SessionService]:
     """Everything the service needs for the app's lifetime: one LiveKitAPI, one thread limiter."""
     limiter = anyio.CapacityLimiter(settings.thread_limit)
     signer = TokenSigner(settings.livekit_api_key, settings.livekit_api_secret, limiter)
-    async with open_livekit_api(settings) as livekit:
-        rooms = LiveKitRooms(livekit, settings.livekit_timeout_s)
-        yield SessionService(settings, rooms, signer)
+    async with open_livekit_api(settings) as livekit, anyio.create_task_group() as background:
+        rooms = LiveKitRooms(livekit, settings.livekit_timeout_s, metrics)
+        yield SessionService(settings, rooms, signer, background, metrics)

@@ -6,6 +6,7 @@ from typing import TypedDict, cast
 
 from starlette.requests import Request
 
+from .metrics import Metrics
 from .service import SessionService
 from .settings import Settings
 
@@ -13,6 +14,7 @@ from .settings import Settings
 class AppState(TypedDict):
     settings: Settings
     sessions: SessionService
+    metrics: Metrics
 
 
 def sessions_of(request: Request) -> SessionService:
@@ -21,3 +23,7 @@ def sessions_of(request: Request) -> SessionService:
 
 def settings_of(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
+
+
+def metrics_of(request: Request) -> Metrics:
+    return cast(Metrics, request.state.metrics)

@@ -1,0 +1,86 @@
+"""Shared fixtures: a real LiveKit stand-in on a free loopback port, and the gateway app over it.
+
+The gateway runs with its lifespan (asgi-lifespan) and is called over httpx's ASGI transport; it
+reaches the stand-in through the real `livekit-api` client over real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from voice_gateway.app import create_app
+from voice_gateway.settings import Settings
+from voice_gateway.standin import StandIn
+
+API_KEY = "test-key"
+API_SECRET = "test-secret-long-enough-for-hs256-0123456789"
+GatewayFactory = Callable[..., Any]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Neither the developer's environment nor a `.env` file may change what a test sees."""
+    for name in list(os.environ):
+        if name.startswith(("VOICE_GATEWAY_", "LIVEKIT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StandIn]:
+    server = StandIn(API_KEY, API_SECRET, host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_standin(standin: StandIn) -> Iterator[None]:
+    standin.clear_faults()
+    yield
+    standin.clear_faults()
+    standin.accept_connections()
+
+
+def make_settings(standin: StandIn, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "livekit_url": standin.url,
+        "livekit_api_key": API_KEY,
+        "livekit_api_secret": API_SECRET,
+        "livekit_timeout_s": 1.0,
+    }
+    return Settings(**(values | overrides))
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@pytest.fixture
+def settings(standin: StandIn) -> Settings:
+    return make_settings(standin)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_gateway(settings) as gateway:
+        yield gateway
+
+
+SESSION_BODY = {"user_id": "nate", "agent_id": "pm-agent", "session_duration_hours": 2}
+
+
+async def create_session(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
+    return await client.post("/api/voice/session", json=SESSION_BODY | fields)

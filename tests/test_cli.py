@@ -1,0 +1,156 @@
+"""The `voice-gateway` command as a person runs it: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from voice_gateway.standin import StandIn
+
+from .conftest import API_KEY, API_SECRET, SESSION_BODY
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICE_GATEWAY_", "LIVEKIT_"))}
+    return env | extra
+
+
+def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "voice_gateway", *args]
+    return subprocess.run(  # noqa: S603
+        command, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@contextmanager
+def running(*args: str, env: Mapping[str, str], cwd: Path, port: int) -> Iterator[str]:
+    command = [sys.executable, "-m", "voice_gateway", *args]
+    process = subprocess.Popen(  # noqa: S603
+        command, env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=15)  # reaps it and closes its pipe
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{base} never answered /healthz")
+
+
+def test_serve_without_settings_names_the_missing_variable(tmp_path: Path) -> None:
+    result = run_cli("serve", env=clean_env(), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "LIVEKIT_URL is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_with_an_invalid_setting_names_it(tmp_path: Path) -> None:
+    env = clean_env(
+        LIVEKIT_URL="http://127.0.0.1:1",
+        LIVEKIT_API_KEY="k",
+        LIVEKIT_API_SECRET="x" * 40,
+        VOICE_GATEWAY_LIVEKIT_TIMEOUT_S="soon",
+    )
+    result = run_cli("serve", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "VOICE_GATEWAY_LIVEKIT_TIMEOUT_S is invalid" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_short_livekit_secret_without_printing_it(tmp_path: Path) -> None:
+    env = clean_env(
+        LIVEKIT_URL="http://127.0.0.1:1", LIVEKIT_API_KEY="k", LIVEKIT_API_SECRET="hush"
+    )
+    result = run_cli("serve", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "LIVEKIT_API_SECRET" in result.stderr
+    assert "hush" not in result.stderr
+
+
+def test_serve_reads_settings_from_a_dotenv_file(tmp_path: Path, standin: StandIn) -> None:
+    port = free_port()
+    dotenv = (
+        f"LIVEKIT_URL={standin.url}\nLIVEKIT_API_KEY={API_KEY}\nLIVEKIT_API_SECRET={API_SECRET}\n"
+    )
+    (tmp_path / ".env").write_text(dotenv)
+    serve = ("serve", "--host", "127.0.0.1", "--port", str(port))
+
+    with running(*serve, env=clean_env(), cwd=tmp_path, port=port) as base:
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
+
+
+def test_dev_answers_the_seed_request(tmp_path: Path) -> None:
+    port, livekit_port = free_port(), free_port()
+    dev = ("dev", "--port", str(port), "--livekit-port", str(livekit_port))
+
+    with running(*dev, env=clean_env(), cwd=tmp_path, port=port) as base:
+        response = httpx.post(f"{base}/api/voice/session", json=SESSION_BODY, timeout=10)
+
+    assert response.status_code == 201
+    assert response.json()["room_name"].startswith("foundry_nate_pm-agent_sess_")
+
+
+def test_doctor_passes_against_a_healthy_livekit(tmp_path: Path, standin: StandIn) -> None:
+    env = clean_env(LIVEKIT_URL=standin.url, LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET)
+    result = run_cli("doctor", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "LiveKit answers" in result.stdout
+    assert "minted and verified" in result.stdout
+
+
+def test_doctor_explains_rejected_credentials(tmp_path: Path, standin: StandIn) -> None:
+    secret = "a-wrong-secret-that-is-long-enough-1234"
+    env = clean_env(LIVEKIT_URL=standin.url, LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=secret)
+    result = run_cli("doctor", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "rejected the gateway's API key or secret" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_doctor_explains_an_unreachable_livekit(tmp_path: Path) -> None:
+    env = clean_env(
+        LIVEKIT_URL=f"http://127.0.0.1:{free_port()}",
+        LIVEKIT_API_KEY=API_KEY,
+        LIVEKIT_API_SECRET=API_SECRET,
+    )
+    result = run_cli("doctor", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "could not be reached" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,0 +1,123 @@
+"""Probes for orchestrators, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import TypeAdapter
+
+from voice_gateway.models import Problem, SessionCreated, SessionRequest
+from voice_gateway.standin import StandIn
+
+from .conftest import make_settings, running_gateway
+
+
+async def test_healthz_answers_while_the_process_serves(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_healthz_does_not_depend_on_livekit(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    standin.refuse_connections()
+
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_readyz_is_200_when_livekit_accepts_our_credentials(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready"}
+
+
+async def test_readyz_is_503_when_livekit_is_unreachable(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    standin.refuse_connections()
+
+    response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "livekit_unavailable"
+
+
+async def test_readyz_is_503_when_livekit_rejects_our_credentials(standin: StandIn) -> None:
+    settings = make_settings(standin, livekit_api_key="unknown-key")
+    async with running_gateway(settings) as client:
+        response = await client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "livekit_error"
+
+
+async def test_readyz_turns_ready_again_when_livekit_returns(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    standin.refuse_connections()
+    assert (await client.get("/readyz")).status_code == 503
+
+    standin.accept_connections()
+
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]) >= {
+        "/api/voice/session",
+        "/api/voice/session/{room_name}",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+    }
+    assert set(document["paths"]["/api/voice/session/{room_name}"]) == {"get", "delete"}
+
+
+async def test_openapi_schemas_are_the_models_that_validate(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+
+    assert schemas["SessionRequest"]["required"] == ["user_id", "agent_id"]
+    assert schemas["SessionRequest"]["additionalProperties"] is False
+    user_id = schemas["SessionRequest"]["properties"]["user_id"]
+    assert user_id["pattern"] == SessionRequest.model_fields["user_id"].metadata[0].pattern
+    assert set(schemas["SessionCreated"]["required"]) == set(SessionCreated.model_fields)
+
+
+async def test_openapi_documents_problem_json_errors(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    create = document["paths"]["/api/voice/session"]["post"]["responses"]
+
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for status in ("400", "422", "502", "503", "504"):
+        assert create[status]["content"]["application/problem+json"]["schema"] == problem_ref
+    assert {"type", "title", "status", "detail", "code", "request_id"} <= set(
+        document["components"]["schemas"]["Problem"]["required"]
+    )
+
+
+async def test_a_real_problem_body_matches_the_documented_schema(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/api/voice/session", json={"user_id": ""})
+
+    TypeAdapter(Problem).validate_python(response.json())
+
+
+async def test_metrics_count_created_sessions_and_livekit_calls(client: httpx.AsyncClient) -> None:
+    await client.post("/api/voice/session", json={"user_id": "nate", "agent_id": "pm-agent"})
+
+    response = await client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "voice_gateway_sessions_created_total 1.0" in response.text
+    assert 'voice_gateway_livekit_call_seconds_count{method="CreateRoom",outcome="ok"} 1.0' in (
+        response.text
+    )
