@@ -50,11 +50,12 @@ async def http(standin: StandIn) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def mint(video: dict[str, Any] | None = None, **claims: Any) -> str:
-    """A token as the SDK signs one (iss, nbf, exp, video), with any claim overridden."""
+    """A token as the SDK signs one (iss, nbf, exp, video); a claim given as None is left out."""
     now = int(time.time())
     body: dict[str, Any] = {"iss": API_KEY, "nbf": now, "exp": now + 600, "video": video or {}}
     secret = claims.pop("secret", API_SECRET)
-    return jwt.encode(body | claims, secret, algorithm="HS256")
+    sent = {name: value for name, value in (body | claims).items() if value is not None}
+    return jwt.encode(sent, secret, algorithm="HS256")
 
 
 def bearer(video: dict[str, Any] | None = None, **claims: Any) -> dict[str, str]:
