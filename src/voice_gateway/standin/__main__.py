@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 from collections.abc import Sequence
+from types import FrameType
 
 import uvicorn
 
@@ -32,8 +34,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level=args.log_level,
     )
     print(BANNER.format(**vars(args), key=args.api_key), flush=True)
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+    # uvicorn shuts down gracefully on either signal, then re-raises it to the previous
+    # handler: make both end the process with status 0 rather than a traceback or a kill.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run()
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _parser() -> argparse.ArgumentParser:
