@@ -135,3 +135,15 @@ def test_requests_are_counted_by_method_whatever_their_outcome(standin: StandIn)
     assert standin.requests_count("CreateRoom") == 1
     assert standin.requests("CreateRoom")[0].status == 401
     assert standin.requests_count("DeleteRoom") == 0
+
+
+async def test_latency_after_applies_the_call_before_the_late_answer(
+    lk: LiveKitAPI, standin: StandIn
+) -> None:
+    standin.set_latency(0.5, after=True)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await lk.room.create_room(CreateRoomRequest(name="r1"))
+
+    assert standin.has_room("r1")

@@ -25,7 +25,7 @@ BANNER = (
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     state = StandInState({args.api_key: args.api_secret}, close_empty_rooms=not args.keep_rooms)
-    state.faults.latency_s = args.latency_ms / 1000
+    state.faults.set_latency(args.latency_ms / 1000)
     config = standin_config(
         state,
         host=args.host,

@@ -56,6 +56,13 @@ class StandInApp:
     async def _twirp_response(self, request: Request, path: str, call: TwirpCall) -> Response:
         # Injected faults stand for the network and the server as a whole, so they come first.
         injected = await self.state.faults.before_call()
+        response = await self._twirp_answer(request, path, call, injected)
+        await self.state.faults.after_call()
+        return response
+
+    async def _twirp_answer(
+        self, request: Request, path: str, call: TwirpCall, injected: TwirpError | None
+    ) -> Response:
         try:
             if injected is not None:
                 raise injected

@@ -120,9 +120,12 @@ class StandIn:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def set_latency(self, seconds: float) -> None:
-        """Every Twirp call answers after `seconds` more (awaited, never blocking the loop)."""
-        self.state.faults.latency_s = seconds
+    def set_latency(self, seconds: float, *, after: bool = False) -> None:
+        """Every Twirp call answers `seconds` later (awaited, never blocking the loop).
+
+        By default the call waits before it is handled; with `after=True` it takes effect at
+        once and only the answer is late (LiveKit did it, the caller gave up waiting)."""
+        self.state.faults.set_latency(seconds, after=after)
 
     def fail_next(
         self,

@@ -18,10 +18,15 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.latency_s = 0.0
+        self.latency_after = False  # delay the answer, not the work: a late answer to a done call
         self.hanging = False
         self._failure: TwirpError | None = None
         self._failures_left: int | None = None
         self._release_epoch = 0
+
+    def set_latency(self, seconds: float, *, after: bool = False) -> None:
+        with self._lock:
+            self.latency_s, self.latency_after = seconds, after
 
     def fail_next(self, error: TwirpError, times: int | None = None) -> None:
         """Answer the next `times` calls (every call while None) with `error`."""
@@ -30,7 +35,7 @@ class Faults:
 
     def clear(self) -> None:
         with self._lock:
-            self.latency_s, self.hanging = 0.0, False
+            self.latency_s, self.latency_after, self.hanging = 0.0, False, False
             self._failure, self._failures_left = None, None
 
     def release_hung_calls(self) -> None:
@@ -41,9 +46,14 @@ class Faults:
         """Waits as the faults say, then returns the error to answer instead, if any."""
         if self.hanging and await self._hang():
             return TwirpError("unavailable", "LiveKit stand-in stopped while the call hung")
-        if self.latency_s > 0:
+        if self.latency_s > 0 and not self.latency_after:
             await asyncio.sleep(self.latency_s)
         return self._take_failure()
+
+    async def after_call(self) -> None:
+        """Waits before the answer goes out, when latency is set to come after the work."""
+        if self.latency_s > 0 and self.latency_after:
+            await asyncio.sleep(self.latency_s)
 
     async def _hang(self) -> bool:
         """True when released by a stop rather than by clearing the hang."""
