@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+import pytest
 from livekit.api import CreateRoomRequest, LiveKitAPI
 
 from voice_gateway.standin import StandIn
@@ -60,3 +61,11 @@ def _answers_ok(url: str, within_s: float = 5.0) -> bool:
         except httpx.TransportError:
             time.sleep(0.05)
     return False
+
+
+def test_starting_on_a_port_in_use_raises_and_leaves_nothing_running(standin: StandIn) -> None:
+    second = StandIn(API_KEY, API_SECRET, port=standin.port)
+
+    with pytest.raises(OSError):  # noqa: PT011  # EADDRINUSE, whose text varies by platform
+        second.start()
+    second.stop()  # a no-op after a failed start

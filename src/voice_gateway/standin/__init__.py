@@ -1,7 +1,7 @@
 """A LiveKit server stand-in: the Twirp RoomService over HTTP on loopback, for tests, the
 `voice-gateway dev` command and benchmarks. It is not a media server: no WebRTC, no `/rtc`.
 
-What it reproduces, and how faithfully, is in /work/shared/reference/livekit-server.md.
+What it reproduces follows the shared reference notes on the real server (livekit-server.md).
 """
 
 from .app import StandInApp, create_standin_app

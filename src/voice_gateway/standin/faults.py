@@ -31,7 +31,10 @@ class Faults:
     def fail_next(self, error: TwirpError, times: int | None = None) -> None:
         """Answer the next `times` calls (every call while None) with `error`."""
         with self._lock:
-            self._failure, self._failures_left = error, times
+            if times is not None and times <= 0:
+                self._failure, self._failures_left = None, None
+            else:
+                self._failure, self._failures_left = error, times
 
     def clear(self) -> None:
         with self._lock:
