@@ -122,6 +122,7 @@ def test_dev_answers_the_seed_request(tmp_path: Path) -> None:
 
     assert response.status_code == 201
     assert response.json()["room_name"].startswith("foundry_nate_pm-agent_sess_")
+    assert response.json()["livekit_url"] == f"ws://localhost:{livekit_port}"
 
 
 def test_doctor_passes_against_a_healthy_livekit(tmp_path: Path, standin: StandIn) -> None:

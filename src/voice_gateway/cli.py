@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from .settings import Settings, describe_settings_error
 
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"  # noqa: S105  # LiveKit's own --dev pair, public by design
+PUBLIC_URL_ENV = "VOICE_GATEWAY_PUBLIC_LIVEKIT_URL"
 DEV_BANNER = """\
 ==============================================================================
  voice-gateway DEVELOPMENT MODE
@@ -69,7 +71,10 @@ def _dev(args: argparse.Namespace) -> None:
     standin.start()
     try:
         settings = load_settings(
-            livekit_url=standin.url, livekit_api_key=DEV_API_KEY, livekit_api_secret=DEV_API_SECRET
+            livekit_url=standin.url,
+            livekit_api_key=DEV_API_KEY,
+            livekit_api_secret=DEV_API_SECRET,
+            public_livekit_url=os.environ.get(PUBLIC_URL_ENV, f"ws://localhost:{standin.port}"),
         )
         print(
             DEV_BANNER.format(
