@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import httpx
 
 STOP_GRACE_S = 5.0
 LOG_TAIL_CHARS = 2000
+# uvicorn's access log: thousands of these per run would bury the one line that explains a failure.
+SUCCESS_ACCESS_LINE = re.compile(r'HTTP/[\d.]+" 2\d\d ')
 
 
 class StartFailure(Exception):
@@ -34,10 +37,13 @@ class Child:
         return self.process.pid
 
     def log_tail(self) -> str:
+        """The end of the child's output, without the access-log lines of successful requests."""
         try:
-            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+            lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        telling = [line for line in lines if not SUCCESS_ACCESS_LINE.search(line)]
+        return "\n".join(telling)[-LOG_TAIL_CHARS:]
 
 
 class Children(AbstractContextManager["Children"]):
@@ -74,9 +80,14 @@ class Children(AbstractContextManager["Children"]):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        for child in reversed(self._children):
-            stop(child)
-        self._children.clear()
+        # A second Ctrl-C must not cut the clean-up short; it is delivered once we are done.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for child in reversed(self._children):
+                stop(child)
+            self._children.clear()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def stop(child: Child) -> None:

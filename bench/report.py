@@ -24,6 +24,7 @@ HEADER = (
 class Row:
     scenario: str
     target: str  # "gateway" or "ceiling"
+    livekit_latency_ms: int
     connections: int
     result: WrkResult
     cpu_percent: Mapping[str, float | None]  # by role, over the measured run
@@ -51,6 +52,18 @@ def format_table(rows: Sequence[Row]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in cells
     ]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def format_notes(rows: Sequence[Row]) -> str:
+    """What bounds each latency-bound run: every connection waits on LiveKit once per session."""
+    notes = [
+        f"{row.scenario}: {row.connections} connections / {row.livekit_latency_ms} ms per "
+        f"LiveKit call = at most {row.connections * 1000 / row.livekit_latency_ms:.0f} sessions/s"
+        for row in rows
+        if row.target == "gateway" and row.livekit_latency_ms
+    ]
+    notes.append("CPU%: of one core, over the measured run; server = gateway or ceiling process")
+    return "\n".join("note: " + note for note in notes)
 
 
 def _cells(row: Row, rows: Sequence[Row]) -> tuple[str, ...]:
@@ -100,6 +113,7 @@ def _row_json(row: Row, rows: Sequence[Row]) -> dict[str, Any]:
     return {
         "scenario": row.scenario,
         "target": row.target,
+        "livekit_latency_ms": row.livekit_latency_ms,
         "connections": row.connections,
         "duration_s": round(result.duration_s, 3),
         "requests": result.requests,

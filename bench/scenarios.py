@@ -34,6 +34,12 @@ class Plan:
     threads: int
     connections: int | None  # overrides every scenario's own count
 
+    def goal_for(self, scenario: Scenario) -> float | None:
+        """The goal applies to the scenario as designed: not to a smoke, nor other connections."""
+        if self.smoke or self.connections_for(scenario) != scenario.connections:
+            return None
+        return scenario.goal_per_s
+
     def connections_for(self, scenario: Scenario) -> int:
         if self.connections is not None:
             return self.connections

@@ -1,11 +1,12 @@
-"""Load `POST /api/voice/session` with wrk: the gateway (before the LiveKit stand-in) against a
+"""Load `POST /api/voice/session` with wrk: the gateway (in front of the LiveKit stand-in) against a
 bare Starlette endpoint of the same shape, in two scenarios, all real processes on 127.0.0.1.
 
     uv run python -m bench.session_load            # the full benchmark (~10 s per run)
     uv run python -m bench.session_load --smoke    # CI: seconds of load, fails only on errors
 
 Exit status: 0 when the gateway answered every request 2xx; 1 when it answered any non-2xx or
-left a request unanswered; 2 when something could not start (wrk, the stand-in, the gateway).
+left a request unanswered; 2 when something could not start (wrk, the stand-in, the gateway) or
+the first session, asked before any load, failed.
 Speed never fails a run: the goal is printed beside the result.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from .children import Children, StartFailure, cpu_seconds
-from .report import Row, describe_machine, format_table, write_json
+from .report import Row, describe_machine, format_notes, format_table, write_json
 from .scenarios import SCENARIOS, Plan, Scenario, make_plan
 from .targets import Credentials, Target, probe_session, start_ceiling, start_gateway
 from .wrk import WrkResult, WrkUnavailable, ensure_wrk, run_wrk
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StartFailure, WrkUnavailable) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
-    print(f"\n{describe_machine()}\n{format_table(rows)}")
+    print(f"\n{describe_machine()}\n{format_table(rows)}\n{format_notes(rows)}")
     if args.json:
         write_json(args.json, rows, asdict(plan))
     return _verdict(rows)
@@ -136,8 +137,8 @@ def measure(wrk: str, plan: Plan, scenario: Scenario, target: Target, creds: Cre
         for role, child in target.processes.items()
     }
     cpu["wrk"] = _cpu_percent(0.0, result.cpu_s, result.duration_s)
-    goal = scenario.goal_per_s if target.name == "gateway" else None
-    return Row(scenario.name, target.name, connections, result, cpu, goal)
+    goal = plan.goal_for(scenario) if target.name == "gateway" else None
+    return Row(scenario.name, target.name, scenario.latency_ms, connections, result, cpu, goal)
 
 
 def _cpu_percent(before: float | None, after: float | None, wall_s: float) -> float | None:
