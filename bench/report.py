@@ -123,8 +123,12 @@ def _row_json(row: Row, rows: Sequence[Row]) -> dict[str, Any]:
         "non_2xx": result.non_2xx,
         "socket_errors": result.socket_errors,
         "timeouts": result.timeouts,
-        "ratio_to_ceiling": ratio_to_ceiling(row, rows),
+        "ratio_to_ceiling": _rounded(ratio_to_ceiling(row, rows), 3),
         "goal_per_s": row.goal_per_s,
         "goal_met": row.goal_met,
-        "cpu_percent": dict(row.cpu_percent),
+        "cpu_percent": {role: _rounded(pct, 1) for role, pct in row.cpu_percent.items()},
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
