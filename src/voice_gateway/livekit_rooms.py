@@ -9,7 +9,7 @@ aiohttp or Twirp exception ever reaches a handler.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -20,9 +20,11 @@ from livekit import api
 
 from .errors import GatewayError, LiveKitError, LiveKitTimeout, LiveKitUnavailable
 from .metrics import Metrics
+from .service_tokens import ServiceTokens
 from .settings import Settings
 
 T = TypeVar("T")
+RoomCall = Callable[["api.room_service.RoomService"], Awaitable[T]]
 
 # A name no gateway room can have (prefixes allow no "_"): asking for it exercises the
 # credentials and the roomList grant without listing every room on the server.
@@ -34,45 +36,58 @@ class RoomNotFound(Exception):
 
 
 class LiveKitRooms:
-    def __init__(self, livekit: api.LiveKitAPI, timeout_s: float, metrics: Metrics) -> None:
-        self._room_service = livekit.room
-        self._timeout_s = timeout_s
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        tokens: ServiceTokens,
+        metrics: Metrics,
+    ) -> None:
+        self._session = session
+        self._url = settings.livekit_url
+        self._timeout_s = settings.livekit_timeout_s
+        self._tokens = tokens
         self._metrics = metrics
+        self._livekit: api.LiveKitAPI | None = None
+        self._livekit_token = ""
 
     async def create(self, request: api.CreateRoomRequest) -> api.Room:
-        return await self._call("CreateRoom", self._room_service.create_room(request))
+        return await self._call("CreateRoom", lambda rooms: rooms.create_room(request))
 
     async def find(self, name: str) -> api.Room | None:
         request = api.ListRoomsRequest(names=[name])
-        response = await self._call("ListRooms", self._room_service.list_rooms(request))
+        response = await self._call("ListRooms", lambda rooms: rooms.list_rooms(request))
         return next((room for room in response.rooms if room.name == name), None)
 
     async def list_all(self) -> list[api.Room]:
-        response = await self._call(
-            "ListRooms", self._room_service.list_rooms(api.ListRoomsRequest())
-        )
+        request = api.ListRoomsRequest()
+        response = await self._call("ListRooms", lambda rooms: rooms.list_rooms(request))
         return list(response.rooms)
 
     async def delete(self, name: str) -> None:
         """Delete a room; raises RoomNotFound when it is already gone."""
         request = api.DeleteRoomRequest(room=name)
-        await self._call("DeleteRoom", self._room_service.delete_room(request))
+        await self._call("DeleteRoom", lambda rooms: rooms.delete_room(request))
 
     async def participants(self, name: str) -> list[api.ParticipantInfo]:
         request = api.ListParticipantsRequest(room=name)
-        response = await self._call(
-            "ListParticipants", self._room_service.list_participants(request)
-        )
+        call = "ListParticipants"
+        response = await self._call(call, lambda rooms: rooms.list_participants(request), name)
         return list(response.participants)
 
     async def check_access(self) -> None:
         """Raise unless LiveKit answers and accepts the gateway's credentials."""
         await self.find(READINESS_PROBE_ROOM)
 
-    async def _call(self, method: str, call: Awaitable[T]) -> T:
+    async def _call(self, method: str, call: RoomCall[T], admin_of_room: str | None = None) -> T:
         started, outcome = time.perf_counter(), "ok"
         try:
-            return await self._translated(call)
+            with anyio.fail_after(self._timeout_s):
+                room_service = await self._room_service(admin_of_room)
+                return await self._translated(call(room_service))
+        except TimeoutError as exc:
+            outcome = "livekit_timeout"
+            raise LiveKitTimeout(f"LiveKit did not answer within {self._timeout_s:g} s") from exc
         except (GatewayError, RoomNotFound) as exc:
             outcome = "not_found" if isinstance(exc, RoomNotFound) else exc.code
             raise
@@ -80,12 +95,25 @@ class LiveKitRooms:
             elapsed = time.perf_counter() - started
             self._metrics.livekit_calls.labels(method, outcome).observe(elapsed)
 
+    async def _room_service(self, admin_of_room: str | None) -> api.room_service.RoomService:
+        """The SDK's RoomService over the shared pool, carrying a token signed off the loop."""
+        if admin_of_room is not None:
+            token = await self._tokens.room_admin_token(admin_of_room)
+            return self._client(token).room
+        token = await self._tokens.service_token()
+        if self._livekit is None or self._livekit_token != token:
+            self._livekit, self._livekit_token = self._client(token), token
+        return self._livekit.room
+
+    def _client(self, token: str) -> api.LiveKitAPI:
+        # A view over the shared session: no pool of its own, nothing to close.
+        return api.LiveKitAPI.with_token(token, self._url, session=self._session, failover=False)
+
     async def _translated(self, call: Awaitable[T]) -> T:
         try:
-            with anyio.fail_after(self._timeout_s):
-                return await call
-        except TimeoutError as exc:
-            raise LiveKitTimeout(f"LiveKit did not answer within {self._timeout_s:g} s") from exc
+            return await call
+        except TimeoutError:
+            raise  # aiohttp's timeouts are ClientErrors too, but they mean a deadline passed
         except aiohttp.ClientError as exc:
             raise LiveKitUnavailable(f"LiveKit could not be reached: {type(exc).__name__}") from exc
         except api.ServerError as exc:
@@ -105,23 +133,16 @@ def _translate_server_error(exc: api.ServerError) -> Exception:
 
 
 @asynccontextmanager
-async def open_livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
-    """One LiveKitAPI for the app's lifetime, over a pool sized by the settings.
+async def open_livekit_rooms(
+    settings: Settings, limiter: anyio.CapacityLimiter, metrics: Metrics
+) -> AsyncIterator[LiveKitRooms]:
+    """The app's one connection pool to LiveKit, sized by the settings.
 
     aiohttp's default pool holds 100 connections, which would queue requests far below what the
-    thread limiter and the server allow; we pass our own session, so we also close it ourselves.
+    thread limiter and the server allow. The SDK never closes a session it did not create.
     """
     connector = aiohttp.TCPConnector(limit=settings.livekit_max_connections)
     timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_s + 1)
+    tokens = ServiceTokens(settings.livekit_api_key, settings.livekit_api_secret, limiter)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        livekit = api.LiveKitAPI(
-            settings.livekit_url,
-            settings.livekit_api_key,
-            settings.livekit_api_secret.get_secret_value(),
-            session=session,
-            failover=False,
-        )
-        try:
-            yield livekit
-        finally:
-            await livekit.aclose()
+        yield LiveKitRooms(session, settings, tokens, metrics)

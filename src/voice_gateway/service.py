@@ -15,7 +15,7 @@ import anyio.abc
 from livekit import api
 
 from .errors import FieldError, GatewayError, InvalidRequest, SessionNotFound
-from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_api
+from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_rooms
 from .metrics import Metrics
 from .session_record import SessionRecord, is_session_room_name, new_session_id, record_of
 from .settings import Settings
@@ -161,6 +161,8 @@ async def open_session_service(
     """Everything the service needs for the app's lifetime: one LiveKitAPI, one thread limiter."""
     limiter = anyio.CapacityLimiter(settings.thread_limit)
     signer = TokenSigner(settings.livekit_api_key, settings.livekit_api_secret, limiter)
-    async with open_livekit_api(settings) as livekit, anyio.create_task_group() as background:
-        rooms = LiveKitRooms(livekit, settings.livekit_timeout_s, metrics)
+    async with (
+        open_livekit_rooms(settings, limiter, metrics) as rooms,
+        anyio.create_task_group() as background,
+    ):
         yield SessionService(settings, rooms, signer, background, metrics)
