@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 from livekit import api
 
+from .concurrently import both
 from .errors import FieldError, GatewayError, InvalidRequest, SessionNotFound
 from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_rooms
 from .metrics import Metrics
@@ -65,10 +66,9 @@ class SessionService:
         record = plan_session(user_id, agent_id, duration_hours)
         room_name = record.room_name(self._settings.room_prefix)
         room_config = self._room_config(room_name, record)
-        token = await self._signer.sign(
-            JoinGrant(user_id, room_name, room_config, record.created_at, record.expires_at)
-        )
-        await self._create_room_or_clean_up(room_config)
+        grant = JoinGrant(user_id, room_name, room_config, record.created_at, record.expires_at)
+        # Neither needs the other: signing in a worker thread overlaps LiveKit's round trip.
+        token, _ = await both(self._signer.sign(grant), self._create_room_or_clean_up(room_config))
         self._metrics.sessions_created.inc()
         return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
 
