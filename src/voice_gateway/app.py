@@ -2,35 +2,63 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from .drain import Drain, DrainMiddleware
 from .errors import GatewayError
+from .loop_lag import watch_loop_lag
 from .metrics import Metrics
 from .problems import on_gateway_error, on_http_exception, on_unexpected_error
 from .request_id import RequestIdMiddleware
+from .request_observer import RequestObserver
 from .routes import docs, health, metrics_route, sessions
 from .service import open_session_service
 from .settings import Settings
 from .state import AppState
 
+logger = logging.getLogger(__name__)
 
-def create_app(settings: Settings | None = None) -> Starlette:
+
+def create_app(settings: Settings | None = None, drain: Drain | None = None) -> Starlette:
+    """`drain` is shared with the server that runs the app (see `server.py`); tests pass their
+    own to see what draining changes."""
     settings = settings or Settings()  # the environment fills it
+    drain = drain or Drain()
+    # Built with the app, not in the lifespan: the request middleware records into it too.
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
-        metrics = Metrics()
-        async with open_session_service(settings, metrics) as session_service:
-            yield AppState(settings=settings, sessions=session_service, metrics=metrics)
+        async with (
+            open_session_service(settings, metrics) as session_service,
+            anyio.create_task_group() as background,
+        ):
+            background.start_soon(
+                watch_loop_lag,
+                settings.loop_lag_interval_s,
+                settings.loop_lag_warning_s,
+                metrics.loop_lag,
+            )
+            yield AppState(
+                settings=settings, sessions=session_service, metrics=metrics, drain=drain
+            )
+            background.cancel_scope.cancel()
+        logger.info("stopped: background tasks ended and the LiveKit client is closed")
 
     return Starlette(
         routes=[*sessions.routes, *health.routes, *metrics_route.routes, docs.openapi_route()],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(RequestObserver, metrics=metrics),
+            Middleware(DrainMiddleware, drain=drain),
+        ],
         exception_handlers={
             GatewayError: on_gateway_error,
             HTTPException: on_http_exception,

@@ -15,8 +15,12 @@ from pydantic import ValidationError
 
 from .app import create_app
 from .doctor import run_checks, settings_problems
+from .drain import Drain
+from .logs import LogFormat, configure_logging
+from .server import GatewayServer
 from .settings import Settings, describe_settings_error
 
+STARTUP_FAILURE = 3  # uvicorn's own status for it
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"  # noqa: S105  # LiveKit's own --dev pair, public by design
 PUBLIC_URL_ENV = "VOICE_GATEWAY_PUBLIC_LIVEKIT_URL"
@@ -59,7 +63,7 @@ def _serve(args: argparse.Namespace) -> None:
     settings = load_settings()
     if problems := settings_problems(settings):
         _exit_with(" ".join(problems))
-    _run_gateway(settings, args.host, args.port)
+    _run_gateway(settings, args.host, args.port, "json")
 
 
 def _dev(args: argparse.Namespace) -> None:
@@ -85,7 +89,7 @@ def _dev(args: argparse.Namespace) -> None:
             ),
             file=sys.stderr,
         )
-        _run_gateway(settings, args.host, args.port)
+        _run_gateway(settings, args.host, args.port, "text")
     finally:
         standin.stop()
 
@@ -106,9 +110,25 @@ def load_settings(**overrides: Any) -> Settings:
         _exit_with(describe_settings_error(exc))
 
 
-def _run_gateway(settings: Settings, host: str, port: int) -> None:
+def _run_gateway(settings: Settings, host: str, port: int, log_format: LogFormat) -> None:
+    configure_logging(log_format, settings.log_level)
+    drain = Drain()
     # One worker per process: scale with replicas, each with its own LiveKit client and limiter.
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, server_header=False)
+    config = uvicorn.Config(
+        create_app(settings, drain),
+        host=host,
+        port=port,
+        workers=1,
+        server_header=False,
+        access_log=False,  # the gateway writes its own access line, with the request id
+        log_config=None,  # configure_logging already routed uvicorn's loggers
+        log_level=settings.log_level,
+        reset_contextvars=True,  # each request starts from a clean context
+    )
+    server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)  # uvicorn has logged why (port taken, lifespan failed)
 
 
 def _exit_with(message: str) -> NoReturn:

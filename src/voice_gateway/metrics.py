@@ -3,9 +3,13 @@ never share or collide on counters."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import anyio
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LIVEKIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Lag below a millisecond is timer noise; a blocked loop shows up in the upper buckets.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class Metrics:
@@ -29,6 +33,46 @@ class Metrics:
             buckets=LIVEKIT_BUCKETS,
             registry=self.registry,
         )
+        self._add_operations_metrics()
+
+    # --- operations: HTTP requests, the thread limiter, the event loop ---
+
+    def _add_operations_metrics(self) -> None:
+        self.http_requests = Histogram(
+            "voice_gateway_http_request_duration_seconds",
+            "HTTP requests by method, route template and status, with their latency",
+            ["method", "route", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.http_in_flight = Gauge(
+            "voice_gateway_http_requests_in_flight",
+            "HTTP requests being served now",
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "voice_gateway_event_loop_lag_seconds",
+            "How late the event loop woke a sleeping task: time something blocked it",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self._add_thread_limiter_gauges()
+
+    def _add_thread_limiter_gauges(self) -> None:
+        def gauge(name: str, documentation: str) -> Gauge:
+            return Gauge(
+                f"voice_gateway_thread_limiter_{name}", documentation, registry=self.registry
+            )
+
+        self._limiter_capacity = gauge("capacity", "Worker threads the SDK's sync calls may use")
+        self._limiter_borrowed = gauge("borrowed", "Worker threads in use now")
+        self._limiter_waiting = gauge("waiting", "Tasks waiting for a worker thread")
+
+    def watch_thread_limiter(self, limiter: anyio.CapacityLimiter) -> None:
+        """Read the limiter at scrape time, so the numbers are current, not sampled."""
+        self._limiter_capacity.set_function(lambda: limiter.total_tokens)
+        self._limiter_borrowed.set_function(lambda: limiter.borrowed_tokens)
+        self._limiter_waiting.set_function(lambda: limiter.statistics().tasks_waiting)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

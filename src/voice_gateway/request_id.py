@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
@@ -12,6 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 HEADER = "X-Request-ID"
 # Echoed ids end up in logs and headers: keep them short and free of anything a log could misread.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+# The id of the request being served, for every log line written on its behalf. It is never
+# reset: uvicorn serves each request in a task of its own, and the id must outlive this
+# middleware for the lines written after it (the 500 handler, uvicorn's own error line).
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 class RequestIdMiddleware:
@@ -24,6 +30,7 @@ class RequestIdMiddleware:
             return
         request_id = _accepted_id(Headers(scope=scope).get(HEADER))
         scope.setdefault("state", {})["request_id"] = request_id
+        current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -160,6 +160,7 @@ async def open_session_service(
 ) -> AsyncIterator[SessionService]:
     """Everything the service needs for the app's lifetime: one LiveKitAPI, one thread limiter."""
     limiter = anyio.CapacityLimiter(settings.thread_limit)
+    metrics.watch_thread_limiter(limiter)
     signer = TokenSigner(settings.livekit_api_key, settings.livekit_api_secret, limiter)
     async with (
         open_livekit_rooms(settings, limiter, metrics) as rooms,

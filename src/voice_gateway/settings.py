@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "VOICE_GATEWAY_"
@@ -45,6 +52,12 @@ class Settings(BaseSettings):
     departure_timeout_s: int = Field(20, ge=0)
     allowed_agents: CommaSeparated = Field(default_factory=list)
     cors_origins: CommaSeparated = Field(default_factory=list)
+    # Operations: logs, the event-loop lag monitor, the drain on SIGTERM.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    loop_lag_interval_s: float = Field(0.5, gt=0, le=60)
+    loop_lag_warning_s: float = Field(0.1, gt=0, le=60)
+    shutdown_grace_s: float = Field(10.0, gt=0, le=3600)
+    shutdown_delay_s: float = Field(2.0, ge=0, le=3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -58,6 +71,20 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("shutdown_delay_s")
+    @classmethod
+    def _delay_fits_in_grace(cls, value: float, info: ValidationInfo) -> float:
+        # The delay is the first part of the grace; in-flight requests need the rest of it.
+        grace = info.data.get("shutdown_grace_s")
+        if grace is not None and value >= grace:
+            raise ValueError(f"must be shorter than {ENV_PREFIX}SHUTDOWN_GRACE_S ({grace:g} s)")
         return value
 
     @property

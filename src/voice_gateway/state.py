@@ -6,6 +6,7 @@ from typing import TypedDict, cast
 
 from starlette.requests import Request
 
+from .drain import Drain
 from .metrics import Metrics
 from .service import SessionService
 from .settings import Settings
@@ -15,6 +16,7 @@ class AppState(TypedDict):
     settings: Settings
     sessions: SessionService
     metrics: Metrics
+    drain: Drain
 
 
 def sessions_of(request: Request) -> SessionService:
@@ -27,3 +29,7 @@ def settings_of(request: Request) -> Settings:
 
 def metrics_of(request: Request) -> Metrics:
     return cast(Metrics, request.state.metrics)
+
+
+def drain_of(request: Request) -> Drain:
+    return cast(Drain, request.state.drain)

@@ -10,7 +10,9 @@ from ..errors import GatewayError, HttpProblem
 from ..models import HealthStatus
 from ..problems import problem_response
 from ..responses import model_response
-from ..state import sessions_of
+from ..state import drain_of, sessions_of
+
+SHUTTING_DOWN = HttpProblem(503, "shutting_down", "Not ready")
 
 
 async def healthz(request: Request) -> Response:
@@ -20,6 +22,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    if drain_of(request).started:
+        # Draining: tell load balancers to route elsewhere, whatever LiveKit says.
+        return problem_response(request, SHUTTING_DOWN, "Not ready: the gateway is shutting down")
     try:
         await sessions_of(request).check_livekit()
     except GatewayError as exc:
