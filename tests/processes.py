@@ -1,0 +1,95 @@
+"""A real `voice-gateway serve` process on a free loopback port, logging JSON to a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voice_gateway.standin import StandIn
+
+from .conftest import API_KEY, API_SECRET
+
+CALLER_KEY = "process-test-caller-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {CALLER_KEY}"}
+MODULE_COMMAND = (sys.executable, "-m", "voice_gateway")
+
+
+@dataclass
+class Gateway:
+    process: subprocess.Popen[bytes]
+    base: str
+    port: int
+    log_path: Path
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        text = self.log_path.read_text()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def exit_code(self, timeout_s: float) -> int:
+        return self.process.wait(timeout=timeout_s)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    tmp_path: Path,
+    standin: StandIn,
+    command: Sequence[str] = MODULE_COMMAND,
+    **settings: str,
+) -> Iterator[Gateway]:
+    """`<command> serve` with the stand-in as LiveKit; killed on the way out if still running."""
+    port = free_port()
+    log_path = tmp_path / "gateway.log"
+    serve = [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            serve, env=_environment(standin, settings), cwd=tmp_path, stdout=log, stderr=log
+        )
+    gateway = Gateway(process, f"http://127.0.0.1:{port}", port, log_path)
+    try:
+        _wait_until_serving(gateway)
+        yield gateway
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _environment(standin: StandIn, settings: dict[str, str]) -> dict[str, str]:
+    own = ("VOICE_GATEWAY_", "LIVEKIT_", "UV_PROJECT_ENVIRONMENT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
+    return env | {
+        "LIVEKIT_URL": standin.url,
+        "LIVEKIT_API_KEY": API_KEY,
+        "LIVEKIT_API_SECRET": API_SECRET,
+        "VOICE_GATEWAY_API_KEYS": CALLER_KEY,
+        **settings,
+    }
+
+
+def _wait_until_serving(gateway: Gateway) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert gateway.process.poll() is None, gateway.log_path.read_text()
+        try:
+            if httpx.get(f"{gateway.base}/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{gateway.base} never answered /healthz")
