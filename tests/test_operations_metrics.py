@@ -134,3 +134,11 @@ async def test_a_blocked_event_loop_is_measured_and_logged(standin: StandIn) -> 
     warnings = logs.from_logger("voice_gateway.loop_lag")
     assert {line["level"] for line in warnings} == {"warning"}
     assert max(line["loop_lag_s"] for line in warnings) >= 0.25
+
+
+async def test_openapi_documents_the_metrics_route(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+
+    ok = document["paths"]["/metrics"]["get"]["responses"]["200"]
+    (media_type,) = ok["content"]
+    assert media_type.startswith("text/plain")

@@ -38,6 +38,7 @@ class Operation:
     problems: tuple[int, ...] = ()
     path_params: tuple[str, ...] = ()
     ok_headers: dict[str, str] = field(default_factory=dict)
+    ok_text_type: str | None = None  # a body that is text, not a model (the metrics)
 
 
 NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a bearer token"}
@@ -75,10 +76,18 @@ OPERATIONS = [
     Operation(
         "get",
         "/readyz",
-        "Readiness: LiveKit answers and accepts our credentials",
+        "Readiness: LiveKit answers and accepts our credentials, and no shutdown has begun",
         200,
         HealthStatus,
         problems=(503,),
+    ),
+    Operation(
+        "get",
+        "/metrics",
+        "Prometheus metrics: requests, LiveKit calls, sessions, thread limiter, event-loop lag",
+        200,
+        None,
+        ok_text_type="text/plain; version=0.0.4",
     ),
 ]
 
@@ -128,6 +137,8 @@ def _responses(op: Operation) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": op.summary}
     if op.ok_model:
         ok["content"] = {"application/json": {"schema": _ref(op.ok_model)}}
+    if op.ok_text_type:
+        ok["content"] = {op.ok_text_type: {"schema": {"type": "string"}}}
     if op.ok_headers:
         ok["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}
