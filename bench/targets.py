@@ -101,6 +101,8 @@ def gateway_env(creds: Credentials, livekit_url: str) -> dict[str, str]:
         "LIVEKIT_API_SECRET": creds.livekit_secret,
         # Caller authentication: harmless where the gateway does not ask for it yet.
         "VOICE_GATEWAY_API_KEYS": creds.caller_key,
+        # No load balancer to wait for: stop as soon as requests in flight are done.
+        "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0",
     }
 
 

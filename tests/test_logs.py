@@ -3,12 +3,17 @@ JSON or readable text, and nothing secret."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import Iterator
 
 import anyio
 import httpx
 import pytest
 
+from voice_gateway.logs import configure_logging
+from voice_gateway.request_id import current_request_id
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
@@ -133,3 +138,44 @@ async def _wait_for_line(logs: CapturedLogs, logger: str) -> dict[str, object]:
         while not (lines := logs.from_logger(logger)):  # noqa: ASYNC110
             await anyio.sleep(0.02)
     return lines[0]
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """configure_logging rewires the process's loggers; put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    uvicorn_access.disabled = False
+
+
+def test_lines_go_through_the_writer_thread_with_id_and_traceback(
+    restored_logging: None,
+) -> None:
+    stream = io.StringIO()
+    writer = configure_logging("json", "info", stream)
+    token = current_request_id.set("req-in-flight")
+    try:
+        raise ValueError("the cause")
+    except ValueError:
+        logging.getLogger("voice_gateway.test").exception("failed with %d%%", 50)
+    finally:
+        current_request_id.reset(token)
+    writer.stop()
+
+    (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["message"] == "failed with 50%"
+    assert line["request_id"] == "req-in-flight"
+    assert "ValueError: the cause" in line["exception"]
+
+
+def test_uvicorns_own_access_log_is_replaced(restored_logging: None) -> None:
+    stream = io.StringIO()
+    writer = configure_logging("json", "info", stream)
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET / HTTP/1.1" 200')
+    writer.stop()
+
+    assert stream.getvalue() == ""

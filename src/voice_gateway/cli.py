@@ -111,7 +111,14 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _run_gateway(settings: Settings, host: str, port: int, log_format: LogFormat) -> None:
-    configure_logging(log_format, settings.log_level)
+    log_writer = configure_logging(log_format, settings.log_level)
+    try:
+        _serve_until_stopped(settings, host, port)
+    finally:
+        log_writer.stop()  # writes out the lines still queued
+
+
+def _serve_until_stopped(settings: Settings, host: str, port: int) -> None:
     drain = Drain()
     # One worker per process: scale with replicas, each with its own LiveKit client and limiter.
     config = uvicorn.Config(

@@ -3,12 +3,16 @@
 Standard-library logging on purpose: uvicorn, aiohttp and the LiveKit SDK already log through it,
 so one handler with one formatter shapes every line the process writes, ours and theirs alike.
 Each line carries the id of the request it was written for (see `request_id.current_request_id`).
+Lines are written by a thread of their own: a slow reader of stderr never blocks the event loop.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -45,7 +49,23 @@ class JsonFormatter(logging.Formatter):
         line.update(_extras(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class _HandOff(logging.handlers.QueueHandler):
+    """Queues records for the writer thread with the request id stamped (its filter runs here,
+    in the request's context) and the message and traceback rendered, the rest left as fields."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.msg = record.message = record.getMessage()
+        record.args = None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -64,15 +84,24 @@ def log_handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.
     return handler
 
 
-def configure_logging(log_format: LogFormat, level: str, stream: TextIO | None = None) -> None:
-    """Route every logger of the process (ours, uvicorn's, the SDK's) to one handler."""
+def configure_logging(
+    log_format: LogFormat, level: str, stream: TextIO | None = None
+) -> logging.handlers.QueueListener:
+    """Route every logger of the process (ours, uvicorn's, the SDK's) to one writer thread.
+    The caller stops the returned listener last, so it writes out what is still queued."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    hand_off = _HandOff(records)
+    hand_off.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    root.addHandler(log_handler(log_format, stream))
+    root.addHandler(hand_off)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     # Our access line replaces uvicorn's: it has the request id and the latency.
     logging.getLogger("uvicorn.access").disabled = True
+    listener = logging.handlers.QueueListener(records, log_handler(log_format, stream))
+    listener.start()
+    return listener
