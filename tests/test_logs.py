@@ -11,7 +11,12 @@ from collections.abc import Iterator
 import anyio
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from voice_gateway.app import create_app
 from voice_gateway.logs import configure_logging
 from voice_gateway.request_id import current_request_id
 from voice_gateway.settings import Settings
@@ -179,3 +184,25 @@ def test_uvicorns_own_access_log_is_replaced(restored_logging: None) -> None:
     writer.stop()
 
     assert stream.getvalue() == ""
+
+
+async def broken_handler(request: Request) -> Response:
+    raise RuntimeError("a bug")
+
+
+async def test_a_bug_is_logged_with_its_request_id_and_a_500_access_line(
+    logs: CapturedLogs, settings: Settings
+) -> None:
+    app = create_app(settings)
+    app.router.routes.append(Route("/broken", broken_handler))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            await client.get("/broken", headers={"X-Request-ID": "bug-2"})
+
+    (error,) = [line for line in logs.lines() if line["level"] == "error"]
+    (access,) = logs.from_logger("voice_gateway.access")
+    assert error["request_id"] == "bug-2"
+    assert "RuntimeError: a bug" in error["exception"]
+    assert access["request_id"] == "bug-2"
+    assert access["status"] == 500
