@@ -21,6 +21,9 @@ from voice_gateway.standin import StandIn
 
 API_KEY = "test-key"
 API_SECRET = "test-secret-long-enough-for-hs256-0123456789"
+# A caller's service key (VOICE_GATEWAY_API_KEYS), and the header that presents it.
+SERVICE_KEY = "svc-key-for-tests-0123456789abcdef"
+SERVICE_AUTH = {"Authorization": f"Bearer {SERVICE_KEY}"}
 GatewayFactory = Callable[..., Any]
 
 

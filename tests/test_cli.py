@@ -17,7 +17,7 @@ import pytest
 
 from voice_gateway.standin import StandIn
 
-from .conftest import API_KEY, API_SECRET, SESSION_BODY
+from .conftest import API_KEY, API_SECRET, SERVICE_AUTH, SERVICE_KEY, SESSION_BODY
 
 pytestmark = pytest.mark.slow
 
@@ -105,6 +105,7 @@ def test_serve_reads_settings_from_a_dotenv_file(tmp_path: Path, standin: StandI
     port = free_port()
     dotenv = (
         f"LIVEKIT_URL={standin.url}\nLIVEKIT_API_KEY={API_KEY}\nLIVEKIT_API_SECRET={API_SECRET}\n"
+        f"VOICE_GATEWAY_API_KEYS={SERVICE_KEY}\n"
     )
     (tmp_path / ".env").write_text(dotenv)
     serve = ("serve", "--host", "127.0.0.1", "--port", str(port))
@@ -126,7 +127,12 @@ def test_dev_answers_the_seed_request(tmp_path: Path) -> None:
 
 
 def test_doctor_passes_against_a_healthy_livekit(tmp_path: Path, standin: StandIn) -> None:
-    env = clean_env(LIVEKIT_URL=standin.url, LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET)
+    env = clean_env(
+        LIVEKIT_URL=standin.url,
+        LIVEKIT_API_KEY=API_KEY,
+        LIVEKIT_API_SECRET=API_SECRET,
+        VOICE_GATEWAY_API_KEYS=SERVICE_KEY,
+    )
     result = run_cli("doctor", env=env, cwd=tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -155,3 +161,76 @@ def test_doctor_explains_an_unreachable_livekit(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "could not be reached" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def livekit_env(standin: StandIn, **extra: str) -> dict[str, str]:
+    return clean_env(
+        LIVEKIT_URL=standin.url, LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET, **extra
+    )
+
+
+def test_serve_refuses_to_start_without_caller_authentication(
+    tmp_path: Path, standin: StandIn
+) -> None:
+    result = run_cli("serve", env=livekit_env(standin), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "No caller authentication is configured" in result.stderr
+    assert "VOICE_GATEWAY_API_KEYS" in result.stderr
+
+
+def test_serve_refuses_a_short_service_key_without_printing_it(
+    tmp_path: Path, standin: StandIn
+) -> None:
+    result = run_cli(
+        "serve", env=livekit_env(standin, VOICE_GATEWAY_API_KEYS="hunter2"), cwd=tmp_path
+    )
+
+    assert result.returncode == 2
+    assert "VOICE_GATEWAY_API_KEYS entry 1 is shorter" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_doctor_reports_missing_caller_authentication(tmp_path: Path, standin: StandIn) -> None:
+    result = run_cli("doctor", env=livekit_env(standin), cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "PROBLEM  No caller authentication is configured" in result.stdout
+
+
+def test_serve_asks_callers_for_credentials(tmp_path: Path, standin: StandIn) -> None:
+    port = free_port()
+    env = livekit_env(standin, VOICE_GATEWAY_API_KEYS=SERVICE_KEY)
+    serve = ("serve", "--host", "127.0.0.1", "--port", str(port))
+
+    with running(*serve, env=env, cwd=tmp_path, port=port) as base:
+        anonymous = httpx.post(f"{base}/api/voice/session", json=SESSION_BODY, timeout=10)
+        service = httpx.post(
+            f"{base}/api/voice/session", json=SESSION_BODY, headers=SERVICE_AUTH, timeout=10
+        )
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert service.status_code == 201
+
+
+def test_dev_says_that_authentication_is_off(tmp_path: Path) -> None:
+    port, livekit_port = free_port(), free_port()
+    dev = ("dev", "--port", str(port), "--livekit-port", str(livekit_port))
+    command = [sys.executable, "-m", "voice_gateway", *dev]
+    process = subprocess.Popen(  # noqa: S603
+        command,
+        env=clean_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=15)
+
+    assert "caller authentication is OFF" in output

@@ -83,7 +83,8 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
 async def test_openapi_schemas_are_the_models_that_validate(client: httpx.AsyncClient) -> None:
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
 
-    assert schemas["SessionRequest"]["required"] == ["user_id", "agent_id"]
+    # user_id is optional on the wire: an end user's comes from its token.
+    assert schemas["SessionRequest"]["required"] == ["agent_id"]
     assert schemas["SessionRequest"]["additionalProperties"] is False
     user_id = schemas["SessionRequest"]["properties"]["user_id"]
     assert user_id["pattern"] == SessionRequest.model_fields["user_id"].metadata[0].pattern

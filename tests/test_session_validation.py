@@ -106,12 +106,15 @@ async def test_duration_must_be_a_positive_number(client: httpx.AsyncClient, hou
     assert field_names(response) == ["session_duration_hours"]
 
 
-@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
-async def test_nan_and_infinity_are_not_json(client: httpx.AsyncClient, literal: bytes) -> None:
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+async def test_non_finite_numbers_are_refused_naming_the_field(
+    client: httpx.AsyncClient, literal: bytes
+) -> None:
     raw = b'{"user_id": "nate", "agent_id": "pm-agent", "session_duration_hours": ' + literal + b"}"
     response = await client.post("/api/voice/session", content=raw)
 
-    assert_problem(response, 400, "invalid_request")
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == ["session_duration_hours"]
 
 
 async def test_duration_above_the_configured_maximum_is_refused(standin: StandIn) -> None:

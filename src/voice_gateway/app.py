@@ -11,6 +11,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from .access import AccessMiddleware, open_access_control
+from .body_limit import BodyLimitMiddleware
+from .cors import AllowlistCORSMiddleware
 from .drain import Drain, DrainMiddleware
 from .errors import GatewayError
 from .loop_lag import watch_loop_lag
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         async with (
+            open_access_control(settings) as access,
             open_session_service(settings, metrics) as session_service,
             anyio.create_task_group() as background,
         ):
@@ -47,17 +51,26 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
                 metrics.loop_lag,
             )
             yield AppState(
-                settings=settings, sessions=session_service, metrics=metrics, drain=drain
+                settings=settings,
+                sessions=session_service,
+                metrics=metrics,
+                drain=drain,
+                access=access,
             )
             background.cancel_scope.cancel()
         logger.info("stopped: background tasks ended and the LiveKit client is closed")
 
     return Starlette(
         routes=[*sessions.routes, *health.routes, *metrics_route.routes, docs.openapi_route()],
+        # Outermost first. CORS before access, so preflights need no credentials; access before
+        # the body limit, so a caller without credentials is refused before any body is read.
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(RequestObserver, metrics=metrics),
             Middleware(DrainMiddleware, drain=drain),
+            Middleware(AllowlistCORSMiddleware, origins=settings.cors_origins),
+            Middleware(AccessMiddleware),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers={
             GatewayError: on_gateway_error,

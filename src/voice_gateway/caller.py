@@ -3,14 +3,24 @@
 Authentication puts a `Caller` in the request's state. Handlers never parse credentials; they ask
 the caller whether it may act for a user. Without authentication configured (development only),
 every request is an anonymous caller with full rights.
+
+A handler that takes an identity from its body (`user_id`, `participant_identity`) does three
+things, in this order:
+
+    fill_own_identity(caller, data, field)            # an end user's own sub when it named none
+    body = validate_as(Model, data)                   # 422 for a malformed identity
+    require_may_act_for(caller, body.<field>, field)  # 403 for somebody else's
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from starlette.requests import Request
+
+from .errors import FieldError, Forbidden
 
 
 class CallerKind(Enum):
@@ -23,6 +33,7 @@ class CallerKind(Enum):
 class Caller:
     kind: CallerKind
     subject: str | None = None  # the end user's `sub`; None for the other kinds
+    key_id: str | None = None  # which service key (a digest prefix, never the key); SERVICE only
 
     def may_act_for(self, user_id: str) -> bool:
         return self.kind is not CallerKind.END_USER or self.subject == user_id
@@ -34,3 +45,19 @@ ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 def caller_of(request: Request) -> Caller:
     caller = getattr(request.state, "caller", None)
     return caller if isinstance(caller, Caller) else ANONYMOUS
+
+
+def fill_own_identity(caller: Caller, data: dict[str, Any], field: str) -> None:
+    """An end user that names no identity in `data[field]` acts as its own `sub`. Services and
+    anonymous callers must name one themselves (or the handler picks one)."""
+    if data.get(field) is None and caller.kind is CallerKind.END_USER:
+        data[field] = caller.subject
+
+
+def require_may_act_for(caller: Caller, identity: str, field: str = "user_id") -> None:
+    if not caller.may_act_for(identity):
+        # The value is not echoed: it is the caller's input, and the sub is the caller's identity.
+        raise Forbidden(
+            f"An end user may act only as itself: {field} must be the token's subject",
+            field_errors=[FieldError(field, "is not the subject of the caller's token")],
+        )

@@ -24,10 +24,12 @@ STARTUP_FAILURE = 3  # uvicorn's own status for it
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"  # noqa: S105  # LiveKit's own --dev pair, public by design
 PUBLIC_URL_ENV = "VOICE_GATEWAY_PUBLIC_LIVEKIT_URL"
+AUTH_OFF = "caller authentication is OFF: anyone who reaches {gateway} gets tokens"
+AUTH_ON = "caller authentication is ON (from your settings), as in production"
 DEV_BANNER = """\
 ==============================================================================
  voice-gateway DEVELOPMENT MODE
- * caller authentication is OFF: anyone who reaches {gateway} gets tokens
+ * {authentication}
  * LiveKit is an in-process STAND-IN at {livekit}: it speaks the RoomService
    API but is NOT a media server; clients cannot join rooms or talk to agents
  * development credentials ({key} / {secret}); never use them in production
@@ -80,9 +82,11 @@ def _dev(args: argparse.Namespace) -> None:
             livekit_api_secret=DEV_API_SECRET,
             public_livekit_url=os.environ.get(PUBLIC_URL_ENV, f"ws://localhost:{standin.port}"),
         )
+        gateway = f"http://{args.host}:{args.port}"
+        authentication = AUTH_ON if settings.authentication_configured else AUTH_OFF
         print(
             DEV_BANNER.format(
-                gateway=f"http://{args.host}:{args.port}",
+                authentication=authentication.format(gateway=gateway),
                 livekit=standin.url,
                 key=DEV_API_KEY,
                 secret=DEV_API_SECRET,
@@ -120,8 +124,25 @@ def _run_gateway(settings: Settings, host: str, port: int, log_format: LogFormat
 
 def _serve_until_stopped(settings: Settings, host: str, port: int) -> None:
     drain = Drain()
-    # One worker per process: scale with replicas, each with its own LiveKit client and limiter.
-    config = uvicorn.Config(
+    config = server_config(settings, host, port, drain)
+    server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)  # uvicorn has logged why (port taken, lifespan failed)
+
+
+def server_config(
+    settings: Settings, host: str, port: int, drain: Drain | None = None
+) -> uvicorn.Config:
+    """How uvicorn serves the app. One worker per process: scale with replicas, each with its own
+    LiveKit client and limiter.
+
+    The client address (rate limits, logs) is the TCP peer. `X-Forwarded-For` is believed only from
+    the proxies in VOICE_GATEWAY_TRUSTED_PROXIES; with none set, uvicorn's proxy-header handling
+    is off entirely (its own default would trust 127.0.0.1, or $FORWARDED_ALLOW_IPS).
+    """
+    trusted = settings.trusted_proxies
+    return uvicorn.Config(
         create_app(settings, drain),
         host=host,
         port=port,
@@ -131,11 +152,9 @@ def _serve_until_stopped(settings: Settings, host: str, port: int) -> None:
         log_config=None,  # configure_logging already routed uvicorn's loggers
         log_level=settings.log_level,
         reset_contextvars=True,  # each request starts from a clean context
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else None,
     )
-    server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
-    server.run()
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)  # uvicorn has logged why (port taken, lifespan failed)
 
 
 def _exit_with(message: str) -> NoReturn:

@@ -5,60 +5,131 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from livekit import api
 
 from .errors import GatewayError
+from .jwks import download_jwks
 from .metrics import Metrics
+from .rate_limits import check_store
 from .service import SessionService, open_session_service
+from .service_keys import HASHED_PREFIX
 from .settings import Settings
 from .tokens import JoinGrant
 
 MIN_SECRET_LENGTH = 32
-Check = Callable[[SessionService], Awaitable[str]]
+MIN_SERVICE_KEY_LENGTH = 16
+Check = Callable[[], Awaitable[str]]
+NO_AUTHENTICATION = (
+    "No caller authentication is configured: set VOICE_GATEWAY_API_KEYS (service keys) and/or "
+    "VOICE_GATEWAY_JWT_JWKS_URL or VOICE_GATEWAY_JWT_SECRET (end-user tokens); "
+    "only `voice-gateway dev` runs open."
+)
 
 
 def settings_problems(settings: Settings, *, dev: bool = False) -> list[str]:
     """Problems that make the settings unfit for production (dev tolerates them)."""
+    if dev:
+        return []
     problems = []
-    if not dev and len(settings.livekit_api_secret.get_secret_value()) < MIN_SECRET_LENGTH:
+    if len(settings.livekit_api_secret.get_secret_value()) < MIN_SECRET_LENGTH:
         problems.append(
             f"LIVEKIT_API_SECRET is shorter than {MIN_SECRET_LENGTH} characters; "
             "use a long random secret outside development."
         )
+    if not settings.authentication_configured:
+        problems.append(NO_AUTHENTICATION)
+    if short := _short_service_keys(settings):
+        problems.append(
+            f"VOICE_GATEWAY_API_KEYS entry {', '.join(map(str, short))} is shorter than "
+            f"{MIN_SERVICE_KEY_LENGTH} characters; use long random keys (openssl rand -hex 32)."
+        )
+    secret = settings.jwt_secret
+    if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+        problems.append(f"VOICE_GATEWAY_JWT_SECRET is shorter than {MIN_SECRET_LENGTH} characters.")
     return problems
+
+
+def _short_service_keys(settings: Settings) -> list[int]:
+    entries = [key.get_secret_value() for key in settings.api_keys]
+    return [
+        number
+        for number, entry in enumerate(entries, start=1)
+        if not entry.startswith(HASHED_PREFIX) and len(entry) < MIN_SERVICE_KEY_LENGTH
+    ]
 
 
 async def run_checks(settings: Settings) -> list[tuple[bool, str]]:
     """Each check's outcome as (passed, one plain sentence)."""
-    results = [(False, problem) for problem in settings_problems(settings)]
+    problems = settings_problems(settings)
+    results = [(False, problem) for problem in problems]
+    if settings.authentication_configured:
+        results.append((True, describe_authentication(settings)))
     async with open_session_service(settings, Metrics()) as sessions:
-        for check in (_reach_livekit, _mint_and_verify_token):
-            results.append(await _outcome(check, sessions))
+        for check in (*_livekit_checks(sessions), *_access_checks(settings)):
+            results.append(await _outcome(check))
     return results
 
 
-async def _outcome(check: Check, sessions: SessionService) -> tuple[bool, str]:
+def describe_authentication(settings: Settings) -> str:
+    ways = []
+    if settings.api_keys:
+        ways.append(f"{len(settings.api_keys)} service key(s)")
+    if settings.end_user_tokens_configured:
+        source = "a JWKS" if settings.jwt_jwks_url else "a shared secret"
+        algorithms = ", ".join(settings.end_user_algorithms)
+        ways.append(f"end-user JWTs from {settings.jwt_issuer} ({algorithms}, {source})")
+    return "Callers authenticate with " + " and ".join(ways) + "."
+
+
+async def _outcome(check: Check) -> tuple[bool, str]:
     try:
-        return True, await check(sessions)
+        return True, await check()
     except GatewayError as exc:
         return False, exc.detail + "."
     except Exception as exc:  # doctor reports every failure as a sentence
         return False, f"{check.__doc__} failed: {type(exc).__name__}."
 
 
-async def _reach_livekit(sessions: SessionService) -> str:
-    """Reaching LiveKit"""
-    await sessions.check_livekit()
-    return "LiveKit answers and accepts the API key and secret."
+def _livekit_checks(sessions: SessionService) -> list[Check]:
+    async def reach_livekit() -> str:
+        """Reaching LiveKit"""
+        await sessions.check_livekit()
+        return "LiveKit answers and accepts the API key and secret."
+
+    async def mint_and_verify_token() -> str:
+        """Minting and verifying a test token"""
+        now = datetime.now(UTC).replace(microsecond=0)
+        expiry = now + timedelta(minutes=1)
+        grant = JoinGrant("doctor", "voice-gateway-doctor", api.RoomConfiguration(), now, expiry)
+        claims = await sessions.signer.verify(await sessions.signer.sign(grant))
+        if claims.identity != "doctor":
+            raise GatewayError("A test token did not verify with the configured secret")
+        return "A test join token was minted and verified with the configured secret."
+
+    return [reach_livekit, mint_and_verify_token]
 
 
-async def _mint_and_verify_token(sessions: SessionService) -> str:
-    """Minting and verifying a test token"""
-    now = datetime.now(UTC).replace(microsecond=0)
-    grant = JoinGrant(
-        "doctor", "voice-gateway-doctor", api.RoomConfiguration(), now, now + timedelta(minutes=1)
-    )
-    claims = await sessions.signer.verify(await sessions.signer.sign(grant))
-    if claims.identity != "doctor":
-        raise GatewayError("A test token did not verify with the configured secret")
-    return "A test join token was minted and verified with the configured secret."
+def _access_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    if (url := settings.jwt_jwks_url) is not None:
+
+        async def read_jwks() -> str:
+            """Reading the identity provider's keys"""
+            async with httpx.AsyncClient(timeout=settings.jwt_jwks_timeout_s) as client:
+                keys = await download_jwks(client, url, settings.jwt_jwks_timeout_s)
+            if not keys:
+                raise GatewayError(f"{url} lists no signing keys")
+            return f"The identity provider's JWKS lists {len(keys)} signing key(s)."
+
+        checks.append(read_jwks)
+    if settings.redis_url is not None:
+
+        async def reach_redis() -> str:
+            """Reaching Redis"""
+            if not await check_store(settings):
+                raise GatewayError("Redis (VOICE_GATEWAY_REDIS_URL) does not answer")
+            return "Redis answers; rate-limit counters are shared between replicas."
+
+        checks.append(reach_redis)
+    return checks

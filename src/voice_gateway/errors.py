@@ -76,6 +76,10 @@ class LiveKitTimeout(GatewayError):
     status, code, title = 504, "livekit_timeout", "LiveKit did not answer in time"
 
 
+class IdentityProviderUnavailable(GatewayError):
+    status, code, title = 503, "identity_provider_unavailable", "Identity provider unavailable"
+
+
 @dataclass(frozen=True)
 class HttpProblem:
     """A problem the HTTP layer itself detects (no route, wrong method), in the same shape."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -10,6 +11,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from .errors import FieldError, InvalidRequest, MalformedRequest
+from .models import ROOM_NAME_PATTERN
+
+_ROOM_NAME = re.compile(ROOM_NAME_PATTERN)  # with fullmatch: no trailing newline slips by
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -17,7 +21,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 async def read_json_object(request: Request) -> dict[str, Any]:
     body = await request.body()
     try:
-        data = json.loads(body, parse_constant=_reject_constant) if body else {}
+        # NaN, Infinity and 1e999 parse as floats here; the models refuse non-finite numbers
+        # with a 422 that names the field, which says more than "not JSON" would.
+        data = json.loads(body) if body else {}
+    except RecursionError:
+        raise MalformedRequest("The body is not valid JSON: it is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedRequest(f"The body is not valid JSON: {_json_reason(exc)}") from exc
     if not isinstance(data, dict):
@@ -36,9 +44,13 @@ def validate_as(
         raise InvalidRequest(f"Invalid fields: {names}", field_errors=errors) from exc
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity; JSON does not.
-    raise ValueError(f"{name} is not a JSON value")
+def room_name_of(request: Request) -> str:
+    """The `{room_name}` of the path, only if it could be a room name the gateway made."""
+    room_name = str(request.path_params["room_name"])
+    if not _ROOM_NAME.fullmatch(room_name):
+        problem = FieldError("room_name", "must be 1-256 characters of A-Z a-z 0-9 _ . @ -")
+        raise InvalidRequest("Invalid path parameter: room_name", field_errors=[problem])
+    return room_name
 
 
 def _json_reason(exc: Exception) -> str:

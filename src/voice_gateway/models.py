@@ -18,6 +18,8 @@ from pydantic import (
 
 USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
 AGENT_ID_PATTERN = r"^[a-z0-9_-]{1,64}$"
+# Every character a room name of ours can hold: prefix, user id, agent id, session id, and "_".
+ROOM_NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,256}$"
 
 
 def to_utc_text(moment: datetime) -> str:
@@ -29,7 +31,13 @@ UtcTimestamp = Annotated[datetime, PlainSerializer(to_utc_text, return_type=str,
 UserId = Annotated[
     str,
     StringConstraints(pattern=USER_ID_PATTERN),
-    Field(description="Who joins: 1-128 characters of A-Z a-z 0-9 _ . @ -", examples=["nate"]),
+    Field(
+        description=(
+            "Who joins: 1-128 characters of A-Z a-z 0-9 _ . @ -. Required with a service key; "
+            "an end user may omit it (its token's `sub` is used) and may name only itself."
+        ),
+        examples=["nate"],
+    ),
 ]
 AgentId = Annotated[
     str,
@@ -39,8 +47,14 @@ AgentId = Annotated[
 Hours = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 
 
+def _user_id_optional_on_the_wire(schema: dict[str, Any]) -> None:
+    # An end user's handler fills user_id from its token before validation, so the wire contract
+    # has it optional while the model (what the handler validates) still requires it.
+    schema["required"] = [name for name in schema.get("required", []) if name != "user_id"]
+
+
 class SessionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_user_id_optional_on_the_wire)
 
     user_id: UserId
     agent_id: AgentId

@@ -9,22 +9,37 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from . import __version__
-from .models import HealthStatus, Problem, SessionCreated, SessionRequest, SessionView
+from .models import (
+    ROOM_NAME_PATTERN,
+    HealthStatus,
+    Problem,
+    SessionCreated,
+    SessionRequest,
+    SessionView,
+)
 
 PROBLEM_STATUSES = {
     400: "The body is not a JSON object",
     401: "No or bad credentials",
     403: "The caller may not act for that user or session",
     404: "No such session",
-    413: "The body is too large",
+    413: "The body is larger than VOICE_GATEWAY_MAX_BODY_BYTES",
     422: "A field is invalid; `errors` names each one",
     429: "Too many requests; see Retry-After",
     502: "LiveKit answered an error",
-    503: "LiveKit is unreachable",
+    503: "LiveKit (or the identity provider's JWKS) is unreachable",
     504: "LiveKit did not answer within the deadline",
 }
+PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": 'A Bearer challenge (RFC 6750), e.g. `Bearer realm="voice-gateway"`'},
+    429: {"Retry-After": "Whole seconds until the limit allows another request"},
+}
+HEADER_PATTERNS = {"Retry-After": "^[0-9]+$"}
 LIVEKIT = (502, 503, 504)
 BODY = (400, 413, 422)
+# Every operation that needs credentials can also answer these (see access.py).
+CREDENTIALED = (401, 429, 503)
+BEARER = "bearerAuth"
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class Operation:
     path_params: tuple[str, ...] = ()
     ok_headers: dict[str, str] = field(default_factory=dict)
     ok_text_type: str | None = None  # a body that is text, not a model (the metrics)
+    public: bool = False  # needs no credentials; must match access.PUBLIC_PATHS
 
 
 NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a bearer token"}
@@ -51,7 +67,7 @@ OPERATIONS = [
         201,
         SessionCreated,
         SessionRequest,
-        BODY + LIVEKIT,
+        (*BODY, 403, *LIVEKIT),
         ok_headers=NO_STORE_HEADER,
     ),
     Operation(
@@ -60,7 +76,7 @@ OPERATIONS = [
         "The session held in a room",
         200,
         SessionView,
-        problems=(404, 422, *LIVEKIT),
+        problems=(403, 404, 422, *LIVEKIT),
         path_params=("room_name",),
     ),
     Operation(
@@ -69,10 +85,10 @@ OPERATIONS = [
         "End a session: delete its room",
         204,
         None,
-        problems=(404, 422, *LIVEKIT),
+        problems=(403, 404, 422, *LIVEKIT),
         path_params=("room_name",),
     ),
-    Operation("get", "/healthz", "Liveness: the process serves", 200, HealthStatus),
+    Operation("get", "/healthz", "Liveness: the process serves", 200, HealthStatus, public=True),
     Operation(
         "get",
         "/readyz",
@@ -80,6 +96,7 @@ OPERATIONS = [
         200,
         HealthStatus,
         problems=(503,),
+        public=True,
     ),
     Operation(
         "get",
@@ -105,7 +122,16 @@ def build_openapi(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
             "description": "Hands out LiveKit voice sessions.",
         },
         "paths": paths,
-        "components": {"schemas": _schemas(operations)},
+        "components": {
+            "schemas": _schemas(operations),
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A service key, or the app's own end-user JWT",
+                }
+            },
+        },
     }
 
 
@@ -123,6 +149,7 @@ def _schemas(operations: list[Operation]) -> dict[str, Any]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
+    spec["security"] = [] if op.public else [{BEARER: []}]
     if op.path_params:
         spec["parameters"] = [_path_param(name) for name in op.path_params]
     if op.request_model:
@@ -145,12 +172,27 @@ def _responses(op: Operation) -> dict[str, Any]:
             for name, text in op.ok_headers.items()
         }
     responses = {str(op.ok_status): ok}
-    for status in op.problems:
-        responses[str(status)] = {
-            "description": PROBLEM_STATUSES[status],
-            "content": {"application/problem+json": {"schema": _ref(Problem)}},
-        }
+    for status in sorted(set(op.problems) | (set() if op.public else set(CREDENTIALED))):
+        responses[str(status)] = _problem(status)
     return responses
+
+
+def _problem(status: int) -> dict[str, Any]:
+    problem: dict[str, Any] = {
+        "description": PROBLEM_STATUSES[status],
+        "content": {"application/problem+json": {"schema": _ref(Problem)}},
+    }
+    if headers := PROBLEM_HEADERS.get(status):
+        problem["headers"] = {
+            name: {"description": text, "required": True, "schema": _header_schema(name)}
+            for name, text in headers.items()
+        }
+    return problem
+
+
+def _header_schema(name: str) -> dict[str, str]:
+    pattern = HEADER_PATTERNS.get(name)
+    return {"type": "string", "pattern": pattern} if pattern else {"type": "string"}
 
 
 def _path_param(name: str) -> dict[str, Any]:
@@ -158,13 +200,15 @@ def _path_param(name: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+        "schema": {"type": "string", "pattern": ROOM_NAME_PATTERN},
+        "description": "A session's room name, as POST /api/voice/session returned it",
     }
 
 
 def _openapi_self() -> dict[str, Any]:
     return {
         "summary": "This document",
+        "security": [],
         "responses": {
             "200": {
                 "description": "OpenAPI 3.1",

@@ -29,7 +29,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _accepted_id(Headers(scope=scope).get(HEADER))
-        scope.setdefault("state", {})["request_id"] = request_id
+        # A copy: some servers (asgi-lifespan) hand every request the same lifespan-state dict.
+        scope["state"] = {**scope.get("state", {}), "request_id": request_id}
         current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:

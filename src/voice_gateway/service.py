@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +15,7 @@ import anyio.abc
 from livekit import api
 
 from .concurrently import both
-from .errors import FieldError, GatewayError, InvalidRequest, SessionNotFound
+from .errors import FieldError, Forbidden, GatewayError, InvalidRequest, SessionNotFound
 from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_rooms
 from .metrics import Metrics
 from .session_record import SessionRecord, is_session_room_name, new_session_id, record_of
@@ -23,6 +23,12 @@ from .settings import Settings
 from .tokens import JoinGrant, TokenSigner
 
 logger = logging.getLogger(__name__)
+# Whether the caller may act for a user id; the HTTP layer passes `Caller.may_act_for`.
+MayActFor = Callable[[str], bool]
+
+
+def anyone(user_id: str) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -72,13 +78,13 @@ class SessionService:
         self._metrics.sessions_created.inc()
         return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
 
-    async def get_session(self, room_name: str) -> SessionDetails:
-        record, room = await self._find_session(room_name)
+    async def get_session(self, room_name: str, may_act_for: MayActFor = anyone) -> SessionDetails:
+        record, room = await self._find_session(room_name, may_act_for)
         participants = await self._rooms.participants(room_name)
         return SessionDetails(record, room, participants)
 
-    async def end_session(self, room_name: str) -> None:
-        await self._find_session(room_name)
+    async def end_session(self, room_name: str, may_act_for: MayActFor = anyone) -> None:
+        await self._find_session(room_name, may_act_for)
         try:
             await self._rooms.delete(room_name)
         except RoomNotFound:
@@ -119,7 +125,9 @@ class SessionService:
         except (RoomNotFound, GatewayError):
             logger.debug("no room %s to clean up", room_name)
 
-    async def _find_session(self, room_name: str) -> tuple[SessionRecord, api.Room]:
+    async def _find_session(
+        self, room_name: str, may_act_for: MayActFor
+    ) -> tuple[SessionRecord, api.Room]:
         prefix = self._settings.room_prefix
         if not is_session_room_name(room_name, prefix):
             raise SessionNotFound(f"No session is held in room {room_name!r}")
@@ -127,6 +135,9 @@ class SessionService:
         record = record_of(room_name, room.metadata, prefix) if room else None
         if room is None or record is None:
             raise SessionNotFound(f"No session is held in room {room_name!r}")
+        # Only now: a room that is not one of our sessions stays a 404 for everyone.
+        if not may_act_for(record.user_id):
+            raise Forbidden("This session belongs to another user")
         return record, room
 
 

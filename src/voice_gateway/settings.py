@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, Literal, Self
 
+import limits
 from pydantic import (
     AliasChoices,
     Field,
@@ -11,6 +13,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -24,6 +27,15 @@ LIVEKIT_ENV_NAMES = {
 }
 
 CommaSeparated = Annotated[list[str], NoDecode]
+SecretList = Annotated[list[SecretStr], NoDecode]
+
+# End-user tokens: keys from a JWKS are asymmetric, a shared secret is HMAC. Never both kinds for
+# one source, so a token signed with HS256 using the IdP's *public* key never verifies (confusion).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+_SHA256_ENTRY = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 
 
 class Settings(BaseSettings):
@@ -58,6 +70,22 @@ class Settings(BaseSettings):
     loop_lag_warning_s: float = Field(0.1, gt=0, le=60)
     shutdown_grace_s: float = Field(10.0, gt=0, le=3600)
     shutdown_delay_s: float = Field(2.0, ge=0, le=3600)
+    # Caller authentication: service keys, and/or the app's own end-user JWTs.
+    api_keys: SecretList = Field(default_factory=list)
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: CommaSeparated = Field(default_factory=list)
+    jwt_jwks_url: str | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_timeout_s: float = Field(5.0, gt=0, le=60)
+    jwt_jwks_refetch_interval_s: float = Field(30.0, ge=0, le=3600)
+    # Abuse limits. A rate is `limits` notation ("30/minute", "5/second;100/hour"); "" = unlimited.
+    redis_url: SecretStr | None = None
+    rate_limit_user: str = "30/minute"
+    rate_limit_address: str = "120/minute"
+    rate_limit_service: str = ""
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    trusted_proxies: CommaSeparated = Field(default_factory=list)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -66,7 +94,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with http://, https://, ws:// or wss://")
         return value.rstrip("/") if value else value
 
-    @field_validator("allowed_agents", "cors_origins", mode="before")
+    @field_validator(
+        "allowed_agents", "cors_origins", "api_keys", "jwt_algorithms", "trusted_proxies",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -87,12 +118,96 @@ class Settings(BaseSettings):
             raise ValueError(f"must be shorter than {ENV_PREFIX}SHUTDOWN_GRACE_S ({grace:g} s)")
         return value
 
+    @field_validator("api_keys")
+    @classmethod
+    def _hashed_keys_are_well_formed(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(keys, start=1):
+            value = key.get_secret_value()
+            if value.startswith("sha256:") and not _SHA256_ENTRY.match(value):
+                raise ValueError(f"entry {number} must be sha256: and 64 hex digits")
+        return keys
+
+    @field_validator("jwt_issuer", "jwt_audience", "jwt_jwks_url", "jwt_secret", "redis_url")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        empty = value == "" or (isinstance(value, SecretStr) and not value.get_secret_value())
+        return None if empty else value
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _must_be_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http://)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _must_be_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+    @field_validator("rate_limit_user", "rate_limit_address", "rate_limit_service")
+    @classmethod
+    def _must_be_rates(cls, value: str) -> str:
+        try:
+            limits.parse_many(value) if value.strip() else None
+        except ValueError:
+            raise ValueError('must be rates like "30/minute" or "5/second;100/hour"') from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _end_user_tokens_are_coherent(self) -> Self:
+        if self.jwt_jwks_url and self.jwt_secret:
+            raise ValueError(f"set {_JWKS_URL} or {_SECRET}, not both")
+        if not self.end_user_tokens_configured:
+            if self.jwt_issuer or self.jwt_audience or self.jwt_algorithms:
+                raise ValueError(f"{_JWKS_URL} or {_SECRET} is needed to verify end-user tokens")
+            return self
+        if missing := [name for name, value in _required_jwt_claims(self) if not value]:
+            raise ValueError(" and ".join(missing) + " must be set to verify end-user tokens")
+        allowed = ASYMMETRIC_ALGORITHMS if self.jwt_jwks_url else HMAC_ALGORITHMS
+        if unfit := [alg for alg in self.jwt_algorithms if alg not in allowed]:
+            source = _JWKS_URL if self.jwt_jwks_url else _SECRET
+            raise ValueError(
+                f"{ENV_PREFIX}JWT_ALGORITHMS: {', '.join(unfit)} cannot verify with {source} "
+                f"(use {', '.join(sorted(allowed))})"
+            )
+        return self
+
+    @property
+    def end_user_tokens_configured(self) -> bool:
+        return bool(self.jwt_jwks_url or self.jwt_secret)
+
+    @property
+    def authentication_configured(self) -> bool:
+        """Whether callers must prove who they are; only `dev` may run without."""
+        return bool(self.api_keys) or self.end_user_tokens_configured
+
+    @property
+    def end_user_algorithms(self) -> list[str]:
+        if self.jwt_algorithms:
+            return list(self.jwt_algorithms)
+        return ["RS256"] if self.jwt_jwks_url else ["HS256"]
+
     @property
     def client_livekit_url(self) -> str:
         """The URL clients dial: the public one, else the API URL in its WebSocket form."""
         if self.public_livekit_url:
             return self.public_livekit_url
         return self.livekit_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+
+
+_JWKS_URL = f"{ENV_PREFIX}JWT_JWKS_URL"
+_SECRET = f"{ENV_PREFIX}JWT_SECRET"
+
+
+def _required_jwt_claims(settings: Settings) -> list[tuple[str, str | None]]:
+    # Without both checks any token the IdP ever signed, for any app, would be accepted here.
+    return [
+        (f"{ENV_PREFIX}JWT_ISSUER", settings.jwt_issuer),
+        (f"{ENV_PREFIX}JWT_AUDIENCE", settings.jwt_audience),
+    ]
 
 
 def env_name(field: str) -> str:
@@ -104,7 +219,10 @@ def describe_settings_error(error: ValidationError) -> str:
     """One line naming each bad variable, without echoing any value (it may be a secret)."""
     problems = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else "?"
+        if not item["loc"]:  # a rule across several settings names them in its message
+            problems.append(item["msg"].removeprefix("Value error, "))
+            continue
+        field = str(item["loc"][0])
         field = next((f for f, e in LIVEKIT_ENV_NAMES.items() if e == field), field)
         reason = "is missing" if item["type"] == "missing" else f"is invalid: {item['msg']}"
         problems.append(f"{env_name(field)} {reason}")

@@ -6,6 +6,7 @@ from typing import TypedDict, cast
 
 from starlette.requests import Request
 
+from .access import AccessControl
 from .drain import Drain
 from .metrics import Metrics
 from .service import SessionService
@@ -17,6 +18,7 @@ class AppState(TypedDict):
     sessions: SessionService
     metrics: Metrics
     drain: Drain
+    access: AccessControl
 
 
 def sessions_of(request: Request) -> SessionService:

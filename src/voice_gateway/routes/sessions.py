@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..http_input import read_json_object, validate_as
+from ..caller import caller_of, fill_own_identity, require_may_act_for
+from ..http_input import read_json_object, room_name_of, validate_as
 from ..models import ParticipantView, SessionCreated, SessionRequest, SessionView
 from ..responses import NO_STORE, model_response
 from ..service import SessionDetails
@@ -17,8 +18,12 @@ from ..state import sessions_of, settings_of
 
 
 async def create_session(request: Request) -> Response:
+    caller = caller_of(request)
+    data = await read_json_object(request)
+    fill_own_identity(caller, data, "user_id")
     context = {"max_session_hours": settings_of(request).max_session_hours}
-    body = validate_as(SessionRequest, await read_json_object(request), context)
+    body = validate_as(SessionRequest, data, context)
+    require_may_act_for(caller, body.user_id, "user_id")
     created = await sessions_of(request).create_session(
         body.user_id, body.agent_id, body.session_duration_hours
     )
@@ -33,12 +38,14 @@ async def create_session(request: Request) -> Response:
 
 
 async def get_session(request: Request) -> Response:
-    details = await sessions_of(request).get_session(request.path_params["room_name"])
+    may_act_for = caller_of(request).may_act_for
+    details = await sessions_of(request).get_session(room_name_of(request), may_act_for)
     return model_response(session_view(details))
 
 
 async def end_session(request: Request) -> Response:
-    await sessions_of(request).end_session(request.path_params["room_name"])
+    may_act_for = caller_of(request).may_act_for
+    await sessions_of(request).end_session(room_name_of(request), may_act_for)
     return Response(status_code=204)
 
 
