@@ -6,7 +6,7 @@ UV := $(PYTHON) -m uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test lint typecheck check bench bench-smoke install uv
+.PHONY: run test test-deps lint typecheck check bench bench-smoke install uv
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" \
@@ -19,8 +19,12 @@ install: uv
 run: install
 	$(UV) run voice-gateway dev
 
+## Debian packages the tests use (redis-server); installed only as root without a terminal (CI).
+test-deps:
+	@bash .ci/test-deps
+
 ## The whole test suite.
-test: install
+test: install test-deps
 	$(UV) run pytest
 
 lint: install

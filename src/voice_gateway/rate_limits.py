@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import limits
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -135,3 +136,10 @@ def _storage(settings: Settings) -> Storage:
 async def _close(storage: Storage) -> None:
     if isinstance(storage, MemoryStorage) and storage.timer and not storage.timer.done():
         storage.timer.cancel()  # its expiry sweep; the process may outlive this app (tests)
+    # `limits` has no close of its own: disconnect the Redis client's pool (coredis) ourselves.
+    pool = getattr(
+        getattr(getattr(storage, "bridge", None), "storage", None), "connection_pool", None
+    )
+    if pool is not None:
+        pool.disconnect()
+        await anyio.lowlevel.checkpoint()  # the transports finish closing on the next turn
