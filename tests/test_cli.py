@@ -41,7 +41,10 @@ def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.Complet
 
 
 @contextmanager
-def running(*args: str, env: Mapping[str, str], cwd: Path, port: int) -> Iterator[str]:
+def running(
+    *args: str, env: Mapping[str, str], cwd: Path, port: int, output: list[str] | None = None
+) -> Iterator[str]:
+    """The command serving on `port` for the block; its output is appended to `output`."""
     command = [sys.executable, "-m", "voice_gateway", *args]
     process = subprocess.Popen(  # noqa: S603
         command, env=dict(env), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -52,7 +55,9 @@ def running(*args: str, env: Mapping[str, str], cwd: Path, port: int) -> Iterato
         yield base
     finally:
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=15)  # reaps it and closes its pipe
+        printed, _ = process.communicate(timeout=15)  # reaps it and closes its pipe
+        if output is not None:
+            output.append(printed)
 
 
 def wait_until_serving(base: str, process: subprocess.Popen[str]) -> None:

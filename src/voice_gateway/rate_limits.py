@@ -10,9 +10,10 @@ authentication configured) nothing is limited.
 The client address is the ASGI `client`: the TCP peer, unless the server was told to trust a proxy
 (see `VOICE_GATEWAY_TRUSTED_PROXIES` in cli.py). A request header alone never changes it.
 
-When the counter store fails (Redis down or slow), the request is let through and the failure
-logged: the limits protect capacity, authentication still stands, and an outage of the store should
-not become an outage of the gateway.
+When the counter store fails (Redis down or slow), requests are let through, the failure is logged
+once, and the store is left alone for `STORE_RETRY_S`: the limits protect capacity, authentication
+still stands, and an outage of the store must not become an outage (or a slowdown, or a log flood)
+of the gateway.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -36,7 +38,8 @@ from .caller import Caller, CallerKind
 from .errors import TooManyRequests
 from .settings import Settings
 
-STORE_TIMEOUT_S = 0.5  # a slower counter store costs every request this, then is skipped
+STORE_TIMEOUT_S = 0.5  # a slower counter store costs one request this much, then is skipped
+STORE_RETRY_S = 5.0  # how long a failed store is skipped before it is asked again
 KEY_PREFIX = "voice-gateway"
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +58,7 @@ class RateLimits:
         self._per_user = per_user
         self._per_address = per_address
         self._per_service = per_service
+        self._store_down_until = 0.0
 
     async def admit(self, caller: Caller, address: str) -> None:
         """Count a request; TooManyRequests (429, Retry-After) once a limit is used up."""
@@ -71,21 +75,30 @@ class RateLimits:
 
     async def _count(self, items: Sequence[limits.RateLimitItem], scope: str, who: str) -> None:
         for item in items:
-            if await self._guarded(self._limiter.hit(item, scope, who), default=True):
+            if await self._guarded(partial(self._limiter.hit, item, scope, who), default=True):
                 continue
-            stats = await self._guarded(self._limiter.get_window_stats(item, scope, who), None)
+            stats = await self._guarded(
+                partial(self._limiter.get_window_stats, item, scope, who), default=None
+            )
             retry_after = max(1, math.ceil(stats.reset_time - time.time())) if stats else 1
             raise TooManyRequests(
                 f"Too many requests for this {scope}: at most {item}; retry in {retry_after} s",
                 headers={"Retry-After": str(retry_after)},
             )
 
-    async def _guarded(self, call: Awaitable[T], default: T) -> T:
+    async def _guarded(self, call: Callable[[], Awaitable[T]], default: T) -> T:
+        if time.monotonic() < self._store_down_until:
+            return default
         try:
             with anyio.fail_after(STORE_TIMEOUT_S):
-                return await call
+                return await call()
         except (StorageError, TimeoutError) as exc:
-            logger.warning("rate-limit store failed (%s); request let through", type(exc).__name__)
+            self._store_down_until = time.monotonic() + STORE_RETRY_S
+            logger.warning(
+                "rate-limit store failed (%s); requests go unlimited for the next %g s",
+                type(exc).__name__,
+                STORE_RETRY_S,
+            )
             return default
 
 
