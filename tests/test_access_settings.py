@@ -11,7 +11,7 @@ from voice_gateway.doctor import settings_problems
 from voice_gateway.settings import describe_settings_error
 from voice_gateway.standin import StandIn
 
-from .conftest import SERVICE_KEY, make_settings
+from .conftest import API_SECRET, SERVICE_KEY, make_settings
 from .identity_provider import AUDIENCE, ISSUER, JWKS_URL, USER_SECRET
 
 
@@ -111,3 +111,11 @@ def test_production_refuses_a_short_user_token_secret(standin: StandIn) -> None:
 
     assert any("VOICE_GATEWAY_JWT_SECRET is shorter" in p for p in settings_problems(settings))
     assert settings_problems(settings, dev=True) == []
+
+
+def test_production_refuses_the_livekit_secret_as_user_token_secret(standin: StandIn) -> None:
+    settings = make_settings(
+        standin, jwt_secret=API_SECRET, jwt_issuer=ISSUER, jwt_audience=AUDIENCE
+    )
+
+    assert "VOICE_GATEWAY_JWT_SECRET must not be the LiveKit secret." in settings_problems(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 from pydantic import TypeAdapter
 
+from voice_gateway.access import PUBLIC_PATHS
 from voice_gateway.models import Problem, SessionCreated, SessionRequest
 from voice_gateway.standin import StandIn
 
@@ -122,3 +123,28 @@ async def test_metrics_count_created_sessions_and_livekit_calls(client: httpx.As
     assert 'voice_gateway_livekit_call_seconds_count{method="CreateRoom",outcome="ok"} 1.0' in (
         response.text
     )
+
+
+async def test_openapi_documents_credentials_refusals_and_limits(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    create = document["paths"]["/api/voice/session"]["post"]
+    read = document["paths"]["/api/voice/session/{room_name}"]["get"]
+
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert create["security"] == [{"bearerAuth": []}]
+    assert {"401", "403", "413", "429"} <= set(create["responses"])
+    assert "WWW-Authenticate" in create["responses"]["401"]["headers"]
+    assert "Retry-After" in read["responses"]["429"]["headers"]
+    assert {"401", "403", "429"} <= set(read["responses"])
+
+
+async def test_openapi_marks_exactly_the_public_paths_as_needing_no_credentials(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    public = {
+        path for path, ops in paths.items() if all(op["security"] == [] for op in ops.values())
+    }
+
+    assert public <= PUBLIC_PATHS
+    assert public >= {"/healthz", "/readyz", "/openapi.json"}

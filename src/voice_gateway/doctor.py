@@ -44,10 +44,20 @@ def settings_problems(settings: Settings, *, dev: bool = False) -> list[str]:
             f"VOICE_GATEWAY_API_KEYS entry {', '.join(map(str, short))} is shorter than "
             f"{MIN_SERVICE_KEY_LENGTH} characters; use long random keys (openssl rand -hex 32)."
         )
-    secret = settings.jwt_secret
-    if secret is not None and len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
-        problems.append(f"VOICE_GATEWAY_JWT_SECRET is shorter than {MIN_SECRET_LENGTH} characters.")
+    problems += _user_secret_problems(settings)
     return problems
+
+
+def _user_secret_problems(settings: Settings) -> list[str]:
+    if settings.jwt_secret is None:
+        return []
+    secret = settings.jwt_secret.get_secret_value()
+    if len(secret) < MIN_SECRET_LENGTH:
+        return [f"VOICE_GATEWAY_JWT_SECRET is shorter than {MIN_SECRET_LENGTH} characters."]
+    if secret == settings.livekit_api_secret.get_secret_value():
+        # Whoever holds one must not be able to sign for the other.
+        return ["VOICE_GATEWAY_JWT_SECRET must not be the LiveKit secret."]
+    return []
 
 
 def _short_service_keys(settings: Settings) -> list[int]:
