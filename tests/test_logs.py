@@ -22,7 +22,7 @@ from voice_gateway.request_id import current_request_id
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
-from .conftest import API_SECRET, create_session, make_settings, running_gateway
+from .conftest import API_SECRET, SESSION_BODY, create_session, make_settings, running_gateway
 from .log_capture import CapturedLogs, captured_logs
 
 
@@ -127,7 +127,7 @@ async def test_no_secret_reaches_the_logs(logs: CapturedLogs, standin: StandIn) 
     settings = make_settings(standin, api_keys=[caller_key])
     headers = {"Authorization": f"Bearer {caller_key}"}
     async with running_gateway(settings) as client:
-        created = await create_session(client, user_id="nate")
+        created = await client.post("/api/voice/session", headers=headers, json=SESSION_BODY)
         await client.get("/readyz", headers=headers)
         await client.post("/api/voice/session", headers=headers, json={"user_id": 1})
 

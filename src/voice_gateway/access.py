@@ -31,7 +31,8 @@ from .user_tokens import KeySource, SharedSecret, UserTokenVerifier
 
 # Probes, scrapes and the contract need no credentials; LiveKit signs its webhooks its own way.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/api/voice/webhook"})
-logger = logging.getLogger(__name__)
+# Not __name__: "voice_gateway.access" is the access log's (request_observer.py).
+logger = logging.getLogger("voice_gateway.refusals")
 
 
 @dataclass(frozen=True)

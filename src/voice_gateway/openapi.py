@@ -105,6 +105,7 @@ OPERATIONS = [
         200,
         None,
         ok_text_type="text/plain; version=0.0.4",
+        public=True,
     ),
 ]
 
