@@ -119,3 +119,9 @@ def test_production_refuses_the_livekit_secret_as_user_token_secret(standin: Sta
     )
 
     assert "VOICE_GATEWAY_JWT_SECRET must not be the LiveKit secret." in settings_problems(settings)
+
+
+def test_a_key_no_bearer_header_could_carry_is_refused(standin: StandIn) -> None:
+    line = refusal(standin, api_keys=f"{SERVICE_KEY},key with spaces!")
+
+    assert "entry 2 has characters a Bearer header cannot carry" in line

@@ -36,6 +36,7 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 _SHA256_ENTRY = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
+_BEARER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750: what a Bearer header can carry
 
 
 class Settings(BaseSettings):
@@ -125,6 +126,8 @@ class Settings(BaseSettings):
             value = key.get_secret_value()
             if value.startswith("sha256:") and not _SHA256_ENTRY.match(value):
                 raise ValueError(f"entry {number} must be sha256: and 64 hex digits")
+            if not value.startswith("sha256:") and not _BEARER_TOKEN.match(value):
+                raise ValueError(f"entry {number} has characters a Bearer header cannot carry")
         return keys
 
     @field_validator("jwt_issuer", "jwt_audience", "jwt_jwks_url", "jwt_secret", "redis_url")
