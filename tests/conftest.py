@@ -6,14 +6,19 @@ reaches the stand-in through the real `livekit-api` client over real sockets.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
+from starlette.types import ASGIApp
 
 from voice_gateway.app import create_app
 from voice_gateway.settings import Settings
@@ -69,6 +74,43 @@ async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield client
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Polls `condition` until it holds; fails the test after `timeout_s`. Polled, not an
+    event: what it watches changes on other threads and loops (the stand-in's, uvicorn's)."""
+    with anyio.fail_after(timeout_s):
+        while not condition():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
+    """An ASGI app as a real uvicorn server on a free loopback port, in the test's loop;
+    yields its base URL. Lifespan on, no access log, the process's logging left alone."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, ws="none")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped while starting")
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+
+@asynccontextmanager
+async def serving_gateway(settings: Settings) -> AsyncIterator[str]:
+    """The gateway as a real server on a free port (for clients that need a socket)."""
+    async with serving(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

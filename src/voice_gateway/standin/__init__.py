@@ -7,14 +7,20 @@ What it reproduces follows the shared reference notes on the real server (liveki
 from .app import StandInApp, create_standin_app
 from .calls import TwirpCall
 from .controller import StandIn
+from .join import JoinRefused
 from .server import standin_config
 from .state import StandInState
+from .webhooks import WebhookDelivery, sign_webhook, webhook_body
 
 __all__ = [
+    "JoinRefused",
     "StandIn",
     "StandInApp",
     "StandInState",
     "TwirpCall",
+    "WebhookDelivery",
     "create_standin_app",
+    "sign_webhook",
     "standin_config",
+    "webhook_body",
 ]

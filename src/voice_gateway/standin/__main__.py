@@ -24,7 +24,11 @@ BANNER = (
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    state = StandInState({args.api_key: args.api_secret}, close_empty_rooms=not args.keep_rooms)
+    state = StandInState(
+        {args.api_key: args.api_secret},
+        close_empty_rooms=not args.keep_rooms,
+        webhook_urls=tuple(args.webhook_url),
+    )
     state.faults.set_latency(args.latency_ms / 1000)
     config = standin_config(
         state,
@@ -54,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every call")
     parser.add_argument(
         "--keep-rooms", action="store_true", help="never close rooms past their empty_timeout"
+    )
+    parser.add_argument(
+        "--webhook-url",
+        action="append",
+        default=[],
+        help="send signed webhooks here (repeatable)",
     )
     parser.add_argument("--log-level", default="warning")
     return parser

@@ -82,18 +82,19 @@ class StandInApp:
         return None if token is None else verify(token, self.state.api_keys)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
-        reaper: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                tasks.append(asyncio.create_task(self.state.webhooks.deliver_forever()))
                 if self.state.close_empty_rooms:
-                    reaper = asyncio.create_task(close_idle_rooms_forever(self.state.store))
+                    tasks.append(asyncio.create_task(close_idle_rooms_forever(self.state.store)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if reaper is not None:
-                    reaper.cancel()
+                for task in tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await reaper
+                        await task
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -23,9 +23,11 @@ from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.room import CreateRoomRequest
 
 from .calls import TwirpCall
+from .join import join_with_token
 from .server import Listener, bind_socket, standin_config
 from .state import StandInState
 from .twirp import TwirpError
+from .webhooks import WebhookDelivery
 
 T = TypeVar("T")
 LOOP_CALL_TIMEOUT_S = 15.0
@@ -42,11 +44,15 @@ class StandIn:
         port: int = 0,
         extra_keys: Mapping[str, str] | None = None,
         close_empty_rooms: bool = True,
+        webhook_urls: Iterable[str] = (),
     ) -> None:
         """`port=0` takes a free port (kept across refuse/accept and restarts);
-        `close_empty_rooms=False` keeps rooms past their empty and departure timeouts."""
+        `close_empty_rooms=False` keeps rooms past their empty and departure timeouts;
+        `webhook_urls` receive signed webhooks, as the server's `webhook.urls`."""
         keys = {api_key: api_secret, **(extra_keys or {})}
-        self.state = StandInState(keys, close_empty_rooms=close_empty_rooms)
+        self.state = StandInState(
+            keys, close_empty_rooms=close_empty_rooms, webhook_urls=tuple(webhook_urls)
+        )
         self.host = host
         self.port = port
         self._listener: Listener | None = None
@@ -150,10 +156,11 @@ class StandIn:
         self.state.faults.clear()
 
     def reset(self) -> None:
-        """Clears faults, rooms and the call record."""
+        """Clears faults, rooms, the call record and the webhook deliveries."""
         self.clear_faults()
         self.state.store.clear()
         self.state.calls.clear()
+        self.state.webhooks.clear()
 
     # -- rooms and participants --------------------------------------------------------------
 
@@ -190,6 +197,13 @@ class StandIn:
         """The participant leaves; False if there was none."""
         return self.state.store.remove_participant(room, identity)
 
+    def join(self, token: str) -> ParticipantInfo:
+        """A client connects with a join token, as `/rtc` would decide it: the token is checked,
+        a room that does not exist yet is created from the token's room configuration (agents,
+        timeouts, metadata), and the participant joins. Raises JoinRefused as the server would
+        refuse the connection."""
+        return join_with_token(self.state.store, token, self.state.api_keys)
+
     @property
     def rooms(self) -> dict[str, Room]:
         """A snapshot of the live rooms by name."""
@@ -216,6 +230,16 @@ class StandIn:
     def close_idle_rooms(self, now: float | None = None) -> list[str]:
         """Runs the empty/departure-timeout check now (optionally as of `now`)."""
         return self.state.store.close_idle_rooms(time.time() if now is None else now)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def set_webhook_urls(self, urls: Iterable[str]) -> None:
+        """Where later events are sent (none: no webhooks); events already queued keep theirs."""
+        self.state.webhooks.set_urls(urls)
+
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook POST so far (the latest 1 000), oldest first, with its answer."""
+        return self.state.webhooks.deliveries()
 
     # -- the call record ---------------------------------------------------------------------
 

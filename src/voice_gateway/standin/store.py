@@ -10,7 +10,7 @@ import heapq
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -32,6 +32,9 @@ ENABLED_CODECS = (
 DEPENDENT_KINDS = frozenset({ParticipantInfo.Kind.AGENT, ParticipantInfo.Kind.EGRESS})
 
 M = TypeVar("M", bound=Message)
+# Told of each room and participant event, as the server's webhooks are: (event, room, participant).
+Listener = Callable[[str, Room, "ParticipantInfo | None"], None]
+Event = tuple[str, Room, "ParticipantInfo | None"]
 
 
 @dataclass
@@ -52,7 +55,10 @@ class RoomRecord:
 
 
 class RoomStore:
-    def __init__(self) -> None:
+    def __init__(self, listener: Listener | None = None) -> None:
+        """`listener` hears of every room started or finished and participant joined or left,
+        outside the lock, after the change."""
+        self.listener = listener
         self._lock = threading.Lock()
         self._rooms: dict[str, RoomRecord] = {}
         self._deadlines: list[tuple[float, str, str]] = []  # (when, room name, room sid)
@@ -61,11 +67,13 @@ class RoomStore:
         """The live room of that name unchanged, or a new one with the server's defaults."""
         with self._lock:
             record = self._rooms.get(request.name)
+            started = record is None
             if record is None:
-                record = RoomRecord(room=new_room(request, time.time()), request=_copy(request))
-                self._rooms[request.name] = record
-                self._schedule(record)
-            return _copy(record.room)
+                record = self._open_room(request, time.time())
+            room = _copy(record.room)
+        if started:
+            self._tell([("room_started", room, None)])
+        return room
 
     def get_room(self, name: str) -> Room | None:
         with self._lock:
@@ -89,7 +97,11 @@ class RoomStore:
     def delete_room(self, name: str) -> bool:
         """Removes the room and with it its participants; False when there was none."""
         with self._lock:
-            return self._rooms.pop(name, None) is not None
+            record = self._rooms.pop(name, None)
+        if record is None:
+            return False
+        self._tell(_finished(record))
+        return True
 
     def update_metadata(self, name: str, metadata: str) -> Room | None:
         with self._lock:
@@ -115,6 +127,7 @@ class RoomStore:
         """Joins `participant` (replacing one with the same identity), creating the room if
         needed, as a join with auto_create does; fills in sid and join time when unset."""
         now = time.time()
+        events: list[Event] = []
         joined = _copy(participant)
         joined.sid = joined.sid or new_guid(PARTICIPANT_PREFIX)
         joined.joined_at_ms = joined.joined_at_ms or int(now * 1000)
@@ -122,23 +135,40 @@ class RoomStore:
         with self._lock:
             record = self._rooms.get(room)
             if record is None:
-                request = CreateRoomRequest(name=room)
-                record = RoomRecord(room=new_room(request, now), request=request)
-                self._rooms[room] = record
+                record = self._open_room(CreateRoomRequest(name=room), now)
+                events.append(("room_started", _copy(record.room), None))
             record.participants[joined.identity] = joined
             record.ever_joined = True
             _count_participants(record)
-            return _copy(joined)
+            if joined.state == ParticipantInfo.ACTIVE:  # the server tells of active ones only
+                events.append(("participant_joined", _copy(record.room), _copy(joined)))
+        self._tell(events)
+        return _copy(joined)
+
+    def join(self, request: CreateRoomRequest, participant: ParticipantInfo) -> ParticipantInfo:
+        """A join that may create the room: from `request` when it does not exist yet (a
+        token's room configuration), unchanged when it does, as the server's getOrCreateRoom."""
+        with self._lock:
+            if request.name not in self._rooms:
+                room = self._open_room(request, time.time()).room
+                started: list[Event] = [("room_started", _copy(room), None)]
+            else:
+                started = []
+        self._tell(started)
+        return self.add_participant(request.name, participant)
 
     def remove_participant(self, room: str, identity: str) -> bool:
         with self._lock:
             record = self._rooms.get(room)
-            if record is None or record.participants.pop(identity, None) is None:
+            left = record.participants.pop(identity, None) if record else None
+            if record is None or left is None:
                 return False
             record.last_left_at = time.time()
             _count_participants(record)
             self._schedule(record)
-            return True
+            event: Event = ("participant_left", _copy(record.room), left)
+        self._tell([event])
+        return True
 
     def room_names(self) -> list[str]:
         with self._lock:
@@ -151,7 +181,7 @@ class RoomStore:
 
     def close_idle_rooms(self, now: float) -> list[str]:
         """Closes rooms past their empty or departure timeout; returns their names."""
-        closed = []
+        closed: list[RoomRecord] = []
         with self._lock:
             while self._deadlines and self._deadlines[0][0] <= now:
                 _, name, sid = heapq.heappop(self._deadlines)
@@ -160,11 +190,25 @@ class RoomStore:
                     continue  # deleted, or replaced by a newer room of the same name
                 deadline = record.close_deadline()
                 if deadline is not None and deadline <= now:
-                    del self._rooms[name]
-                    closed.append(name)
+                    closed.append(self._rooms.pop(name))
                 elif deadline is not None:
                     heapq.heappush(self._deadlines, (deadline, name, sid))
-        return closed
+        for record in closed:
+            self._tell(_finished(record))
+        return [record.room.name for record in closed]
+
+    def _open_room(self, request: CreateRoomRequest, now: float) -> RoomRecord:
+        # Called with the lock held.
+        record = RoomRecord(room=new_room(request, now), request=_copy(request))
+        self._rooms[request.name] = record
+        self._schedule(record)
+        return record
+
+    def _tell(self, events: list[Event]) -> None:
+        listener = self.listener
+        if listener is not None:
+            for name, room, participant in events:
+                listener(name, room, participant)
 
     def _schedule(self, record: RoomRecord) -> None:
         # A heap of deadlines keeps the once-a-second check cheap with many thousands of rooms.
@@ -186,6 +230,12 @@ def new_room(request: CreateRoomRequest, now: float) -> Room:
         enabled_codecs=[Codec(mime=mime) for mime in ENABLED_CODECS],
         metadata=request.metadata,
     )
+
+
+def _finished(record: RoomRecord) -> list[Event]:
+    """What ending a room tells: everyone still in it left, then the room finished."""
+    left: list[Event] = [("participant_left", record.room, p) for p in record.participants.values()]
+    return [*left, ("room_finished", record.room, None)]
 
 
 def _count_participants(record: RoomRecord) -> None:
