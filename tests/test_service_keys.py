@@ -10,9 +10,17 @@ import pytest
 from pydantic import SecretStr
 
 from voice_gateway.service_keys import ServiceKeys
-from voice_gateway.standin import StandIn
+from voice_gateway.standin import StandIn, sign_webhook
 
-from .conftest import SERVICE_AUTH, SERVICE_KEY, SESSION_BODY, make_settings, running_gateway
+from .conftest import (
+    API_KEY,
+    API_SECRET,
+    SERVICE_AUTH,
+    SERVICE_KEY,
+    SESSION_BODY,
+    make_settings,
+    running_gateway,
+)
 from .test_session_validation import assert_problem
 
 OTHER_KEY = "second-service-key-0123456789abcdef"
@@ -145,9 +153,13 @@ async def test_probes_metrics_and_the_contract_need_no_credentials(
 
 
 async def test_the_webhook_path_needs_no_gateway_credentials(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.post("/api/voice/webhook", content=b"{}")
+    # LiveKit's signature is its credential: a signed body passes without a service key.
+    body = b'{"event":"room_started"}'
+    signature = {"Authorization": sign_webhook(body, API_KEY, API_SECRET)}
 
-    assert response.status_code != 401
+    response = await gateway.post("/api/voice/webhook", content=body, headers=signature)
+
+    assert response.status_code == 200
 
 
 async def test_an_unknown_path_needs_credentials_before_it_is_a_404(

@@ -19,9 +19,10 @@ from .errors import GatewayError
 from .loop_lag import watch_loop_lag
 from .metrics import Metrics
 from .problems import on_gateway_error, on_http_exception, on_unexpected_error
+from .reaper import sweep_forever
 from .request_id import RequestIdMiddleware
 from .request_observer import RequestObserver
-from .routes import docs, health, metrics_route, sessions
+from .routes import docs, health, metrics_route, sessions, token, webhook
 from .service import open_session_service
 from .settings import Settings
 from .state import AppState
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
                 settings.loop_lag_warning_s,
                 metrics.loop_lag,
             )
+            background.start_soon(sweep_forever, session_service, settings.reaper_interval_s)
             yield AppState(
                 settings=settings,
                 sessions=session_service,
@@ -61,7 +63,14 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
         logger.info("stopped: background tasks ended and the LiveKit client is closed")
 
     return Starlette(
-        routes=[*sessions.routes, *health.routes, *metrics_route.routes, docs.openapi_route()],
+        routes=[
+            *sessions.routes,
+            *token.routes,
+            *webhook.routes,
+            *health.routes,
+            *metrics_route.routes,
+            docs.openapi_route(),
+        ],
         # Outermost first. CORS before access, so preflights need no credentials; access before
         # the body limit, so a caller without credentials is refused before any body is read.
         middleware=[

@@ -73,7 +73,15 @@ def _dev(args: argparse.Namespace) -> None:
 
     # LiveKit's dev secret is short on purpose; PyJWT would warn on every token.
     warnings.filterwarnings("ignore", message=".*HMAC key.*")
-    standin = StandIn(DEV_API_KEY, DEV_API_SECRET, host="127.0.0.1", port=args.livekit_port)
+    # The stand-in tells the gateway of room events, as a LiveKit server with webhooks would.
+    webhook_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    standin = StandIn(
+        DEV_API_KEY,
+        DEV_API_SECRET,
+        host="127.0.0.1",
+        port=args.livekit_port,
+        webhook_urls=[f"http://{_url_host(webhook_host)}:{args.port}/api/voice/webhook"],
+    )
     standin.start()
     try:
         settings = load_settings(
@@ -96,6 +104,10 @@ def _dev(args: argparse.Namespace) -> None:
         _run_gateway(settings, args.host, args.port, "text")
     finally:
         standin.stop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _doctor(args: argparse.Namespace) -> None:

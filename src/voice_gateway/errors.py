@@ -48,8 +48,26 @@ class Unauthenticated(GatewayError):
     status, code, title = 401, "unauthenticated", "Authentication required"
 
 
+class WebhookRejected(Unauthenticated):
+    """A webhook whose signature does not hold: `reason` is unsigned, invalid or stale."""
+
+    title = "Webhook signature rejected"
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="livekit-webhook"'})
+        self.reason = reason
+
+
 class Forbidden(GatewayError):
     status, code, title = 403, "forbidden", "Forbidden"
+
+
+class IdempotencyConflict(GatewayError):
+    status, code, title = (
+        422,
+        "idempotency_key_reused",
+        "Idempotency-Key reused with another request",
+    )
 
 
 class SessionNotFound(GatewayError):

@@ -34,6 +34,7 @@ class Metrics:
             registry=self.registry,
         )
         self._add_operations_metrics()
+        self._add_session_lifecycle_metrics()
 
     # --- operations: HTTP requests, the thread limiter, the event loop ---
 
@@ -73,6 +74,39 @@ class Metrics:
         self._limiter_capacity.set_function(lambda: limiter.total_tokens)
         self._limiter_borrowed.set_function(lambda: limiter.borrowed_tokens)
         self._limiter_waiting.set_function(lambda: limiter.statistics().tasks_waiting)
+
+    # --- sessions' lifecycle: the token endpoint, idempotent creation, webhooks, the reaper ---
+    # (sessions the reaper ends count above: voice_gateway_sessions_ended_total{reason="expired"})
+
+    def _add_session_lifecycle_metrics(self) -> None:
+        self.tokens_issued = Counter(
+            "voice_gateway_tokens_issued_total",
+            "Join tokens issued by the token endpoint (no room is created for them)",
+            registry=self.registry,
+        )
+        self.idempotent_replays = Counter(
+            "voice_gateway_idempotent_replays_total",
+            "Session creations answered with the session an Idempotency-Key already made",
+            registry=self.registry,
+        )
+        self.webhook_events = Counter(
+            "voice_gateway_webhook_events_total",
+            "Verified LiveKit webhook events, by event type",
+            ["event"],
+            registry=self.registry,
+        )
+        self.webhooks_rejected = Counter(
+            "voice_gateway_webhooks_rejected_total",
+            "Webhook requests refused, by reason (unsigned, invalid, stale, malformed)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.reaper_sweeps = Counter(
+            "voice_gateway_reaper_sweeps_total",
+            "Passes of the expiry reaper over LiveKit's rooms, by outcome (ok, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

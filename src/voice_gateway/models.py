@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,11 +21,17 @@ USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
 AGENT_ID_PATTERN = r"^[a-z0-9_-]{1,64}$"
 # Every character a room name of ours can hold: prefix, user id, agent id, session id, and "_".
 ROOM_NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,256}$"
+MAX_NAME_BYTES = 256  # LiveKit's limit on a participant's name
 
 
 def to_utc_text(moment: datetime) -> str:
     """ISO 8601 in UTC with the `Z` designator, to the second: what JWT `exp` can express."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def attributes_size(attributes: Mapping[str, str]) -> int:
+    """Bytes of keys and values together, as LiveKit counts `max_attributes_size`."""
+    return sum(len(key.encode()) + len(value.encode()) for key, value in attributes.items())
 
 
 UtcTimestamp = Annotated[datetime, PlainSerializer(to_utc_text, return_type=str, when_used="json")]
@@ -77,6 +84,69 @@ class SessionCreated(BaseModel):
     token: str = Field(description="LiveKit join token for this room only")
     livekit_url: str = Field(examples=["ws://localhost:7880"])
     expires_at: UtcTimestamp
+
+
+class TokenRequest(BaseModel):
+    """LiveKit's `TokenSourceRequest` as `TokenSource.endpoint` sends it: snake_case, every
+    field optional, fields this version does not know ignored (newer clients may send them)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": True})
+
+    room_name: str | None = Field(
+        None,
+        max_length=256,
+        description="Only service callers may name the room, and only as {prefix}_{uuid}; "
+        "absent: a fresh room per call",
+    )
+    participant_identity: UserId | None = None
+    participant_name: str | None = Field(None, description="At most 256 bytes")
+    participant_metadata: str | None = Field(
+        None, description="At most VOICE_GATEWAY_MAX_CLIENT_METADATA_BYTES bytes"
+    )
+    participant_attributes: dict[str, str] | None = Field(
+        None, description="Keys and values together at most VOICE_GATEWAY_MAX_CLIENT_METADATA_BYTES"
+    )
+    room_config: dict[str, Any] | None = Field(
+        None,
+        description="A LiveKit RoomConfiguration: agents (allowlisted), empty_timeout and "
+        "departure_timeout (at most the gateway's); egress, max_participants, metadata and tags "
+        "are refused",
+        examples=[{"agents": [{"agent_name": "pm-agent"}]}],
+    )
+
+    @field_validator("participant_name")
+    @classmethod
+    def _name_fits_livekit(cls, name: str | None) -> str | None:
+        if name is not None and len(name.encode()) > MAX_NAME_BYTES:
+            raise ValueError(f"must be at most {MAX_NAME_BYTES} bytes")
+        return name
+
+    @field_validator("participant_metadata", "participant_attributes")
+    @classmethod
+    def _within_metadata_bound(
+        cls, value: str | dict[str, str] | None, info: ValidationInfo
+    ) -> str | dict[str, str] | None:
+        limit = (info.context or {}).get("max_client_metadata_bytes")
+        if value is None or limit is None:
+            return value
+        size = len(value.encode()) if isinstance(value, str) else attributes_size(value)
+        if size > limit:
+            raise ValueError(f"must be at most {limit} bytes")
+        return value
+
+
+class TokenIssued(BaseModel):
+    """LiveKit's `TokenSourceResponse` (snake_case, as Swift requires), plus the room and name."""
+
+    server_url: str = Field(examples=["wss://voice.example.com"])
+    participant_token: str = Field(description="LiveKit join token for this room only")
+    room_name: str = Field(examples=["foundry_1b4e28ba-2fa1-41d2-883f-0016d3cca427"])
+    participant_name: str
+
+
+class WebhookAccepted(BaseModel):
+    event: str = Field(examples=["room_started"])
+    session_id: str | None = Field(description="The gateway session the event's room holds")
 
 
 class ParticipantView(BaseModel):

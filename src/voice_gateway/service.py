@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio
 import anyio.abc
 from livekit import api
 
+from . import idempotency
 from .concurrently import both
-from .errors import FieldError, Forbidden, GatewayError, InvalidRequest, SessionNotFound
+from .errors import (
+    FieldError,
+    Forbidden,
+    GatewayError,
+    IdempotencyConflict,
+    InvalidRequest,
+    SessionNotFound,
+)
 from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_rooms
 from .metrics import Metrics
-from .session_record import SessionRecord, is_session_room_name, new_session_id, record_of
+from .reaper import ExpiryReaper
+from .session_record import (
+    SessionRecord,
+    is_session_room_name,
+    new_session_id,
+    now_to_the_second,
+    record_of,
+    session_lifetime,
+)
 from .settings import Settings
+from .token_sessions import TokenAsk, plan_token_session
 from .tokens import JoinGrant, TokenSigner
+from .webhooks import ReceivedEvent, WebhookInbox
 
 logger = logging.getLogger(__name__)
 # Whether the caller may act for a user id; the HTTP layer passes `Caller.may_act_for`.
@@ -40,10 +56,27 @@ class CreatedSession:
 
 
 @dataclass(frozen=True)
+class IssuedToken:
+    record: SessionRecord
+    room_name: str
+    token: str
+    livekit_url: str
+    participant_name: str
+
+
+@dataclass(frozen=True)
 class SessionDetails:
     record: SessionRecord
     room: api.Room
     participants: list[api.ParticipantInfo]
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An `Idempotency-Key` and the caller it belongs to (keys of different callers never meet)."""
+
+    caller: str
+    key: str
 
 
 class SessionService:
@@ -54,29 +87,53 @@ class SessionService:
         signer: TokenSigner,
         background: anyio.abc.TaskGroup,
         metrics: Metrics,
+        webhooks: WebhookInbox,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._rooms = rooms
         self._signer = signer
         self._background = background
+        self._webhooks = webhooks
+        self._reaper = ExpiryReaper(rooms, settings.room_prefix, metrics)
+        self._session_ids = idempotency.SessionIds(settings.livekit_api_secret)
 
     @property
     def signer(self) -> TokenSigner:
         return self._signer
 
     async def create_session(
-        self, user_id: str, agent_id: str, duration_hours: float
+        self,
+        user_id: str,
+        agent_id: str,
+        duration_hours: float,
+        idempotent: Idempotency | None = None,
     ) -> CreatedSession:
         self._check_agent_allowed(agent_id)
-        record = plan_session(user_id, agent_id, duration_hours)
-        room_name = record.room_name(self._settings.room_prefix)
-        room_config = self._room_config(room_name, record)
-        grant = JoinGrant(user_id, room_name, room_config, record.created_at, record.expires_at)
-        # Neither needs the other: signing in a worker thread overlaps LiveKit's round trip.
-        token, _ = await both(self._signer.sign(grant), self._create_room_or_clean_up(room_config))
-        self._metrics.sessions_created.inc()
-        return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
+        if idempotent is None:
+            return await self._create(plan_session(user_id, agent_id, duration_hours))
+        session_id = self._session_ids.session_id(idempotent.caller, idempotent.key)
+        planned = plan_session(user_id, agent_id, duration_hours, session_id)
+        return await self._create_idempotently(planned)
+
+    async def issue_token(self, ask: TokenAsk) -> IssuedToken:
+        """A join token whose room LiveKit creates on first join; no call to LiveKit."""
+        now = now_to_the_second()
+        planned = plan_token_session(ask, self._settings, now)
+        grant = JoinGrant(
+            ask.identity,
+            planned.room_name,
+            planned.room_config,
+            now,
+            now + timedelta(seconds=self._settings.token_ttl_s),
+            name=ask.name,
+            metadata=ask.metadata,
+            attributes=ask.attributes,
+        )
+        token = await self._signer.sign(grant)
+        self._metrics.tokens_issued.inc()
+        url = self._settings.client_livekit_url
+        return IssuedToken(planned.record, planned.room_name, token, url, ask.name)
 
     async def get_session(self, room_name: str, may_act_for: MayActFor = anyone) -> SessionDetails:
         record, room = await self._find_session(room_name, may_act_for)
@@ -91,6 +148,12 @@ class SessionService:
             logger.info("session room %s was already gone when deleted", room_name)
         self._metrics.sessions_ended.labels("deleted").inc()
 
+    async def end_expired_sessions(self) -> int:
+        return await self._reaper.sweep()
+
+    async def receive_webhook(self, body: bytes, authorization: str | None) -> ReceivedEvent:
+        return await self._webhooks.receive(body, authorization)
+
     async def check_livekit(self) -> None:
         await self._rooms.check_access()
 
@@ -100,14 +163,73 @@ class SessionService:
             problem = FieldError("agent_id", "is not an agent this gateway dispatches")
             raise InvalidRequest("Unknown agent_id", field_errors=[problem])
 
-    def _room_config(self, room_name: str, record: SessionRecord) -> api.RoomConfiguration:
-        dispatch_metadata = json.dumps({"session_id": record.session_id, "user_id": record.user_id})
+    async def _create(self, record: SessionRecord) -> CreatedSession:
+        room_config = self._room_config(record)
+        # Neither needs the other: signing in a worker thread overlaps LiveKit's round trip.
+        token, _ = await both(
+            self._sign_for(record, room_config, record.created_at),
+            self._create_room_or_clean_up(room_config),
+        )
+        self._metrics.sessions_created.inc()
+        return self._created(record, token)
+
+    async def _create_idempotently(self, planned: SessionRecord) -> CreatedSession:
+        record, first = await self._claim(planned)
+        room_config = self._room_config(record)
+        # A repeat gets a token issued now, not when the session was created.
+        issued_at = record.created_at if first else now_to_the_second()
+        # No clean-up on failure here: the caller retries with the same key, into this room.
+        token, room = await both(
+            self._sign_for(record, room_config, issued_at),
+            self._rooms.create(create_room_request(room_config)),
+        )
+        if record_of(room.name, room.metadata, self._settings.room_prefix) != record:
+            raise IdempotencyConflict(
+                "The session this Idempotency-Key names holds another request"
+            )
+        (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
+        return self._created(record, token)
+
+    async def _claim(self, planned: SessionRecord) -> tuple[SessionRecord, bool]:
+        """The request first made with this key, and whether that first request is this one."""
+        now = now_to_the_second()
+        ours = idempotency.Claim(idempotency_claim=planned)
+        request = api.CreateRoomRequest(
+            name=idempotency.claim_room_name(self._settings.room_prefix, planned.session_id),
+            metadata=ours.model_dump_json(),
+            empty_timeout=idempotency.claim_empty_timeout(planned, now),
+        )
+        stored = idempotency.stored_claim((await self._rooms.create(request)).metadata)
+        record = stored.idempotency_claim if stored else None
+        if record is None or not idempotency.same_request(record, planned):
+            raise IdempotencyConflict("This Idempotency-Key was used with a different request")
+        if record.has_expired(now):
+            raise IdempotencyConflict("The session this Idempotency-Key created has ended")
+        return record, stored is not None and stored.nonce == ours.nonce
+
+    async def _sign_for(
+        self, record: SessionRecord, room_config: api.RoomConfiguration, issued_at: datetime
+    ) -> str:
+        grant = JoinGrant(
+            record.user_id, room_config.name, room_config, issued_at, record.expires_at
+        )
+        return await self._signer.sign(grant)
+
+    def _created(self, record: SessionRecord, token: str) -> CreatedSession:
+        room_name = record.room_name(self._settings.room_prefix)
+        return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
+
+    def _room_config(self, record: SessionRecord) -> api.RoomConfiguration:
         return api.RoomConfiguration(
-            name=room_name,
+            name=record.room_name(self._settings.room_prefix),
             empty_timeout=self._settings.empty_timeout_s,
             departure_timeout=self._settings.departure_timeout_s,
             metadata=record.to_metadata(),
-            agents=[api.RoomAgentDispatch(agent_name=record.agent_id, metadata=dispatch_metadata)],
+            agents=[
+                api.RoomAgentDispatch(
+                    agent_name=record.agent_id, metadata=record.dispatch_metadata()
+                )
+            ],
         )
 
     async def _create_room_or_clean_up(self, config: api.RoomConfiguration) -> None:
@@ -141,16 +263,16 @@ class SessionService:
         return record, room
 
 
-def plan_session(user_id: str, agent_id: str, duration_hours: float) -> SessionRecord:
-    # Whole seconds: a JWT's exp has no finer resolution, and expires_at must equal it.
-    created_at = datetime.now(UTC).replace(microsecond=0)
-    lifetime = timedelta(seconds=max(1, math.ceil(duration_hours * 3600)))
+def plan_session(
+    user_id: str, agent_id: str, duration_hours: float, session_id: str | None = None
+) -> SessionRecord:
+    created_at = now_to_the_second()
     return SessionRecord(
-        session_id=new_session_id(),
+        session_id=session_id or new_session_id(),
         user_id=user_id,
         agent_id=agent_id,
         created_at=created_at,
-        expires_at=created_at + lifetime,
+        expires_at=created_at + session_lifetime(duration_hours),
     )
 
 
@@ -173,8 +295,15 @@ async def open_session_service(
     limiter = anyio.CapacityLimiter(settings.thread_limit)
     metrics.watch_thread_limiter(limiter)
     signer = TokenSigner(settings.livekit_api_key, settings.livekit_api_secret, limiter)
+    webhooks = WebhookInbox(
+        settings.livekit_api_key,
+        settings.livekit_api_secret,
+        limiter,
+        settings.room_prefix,
+        metrics,
+    )
     async with (
         open_livekit_rooms(settings, limiter, metrics) as rooms,
         anyio.create_task_group() as background,
     ):
-        yield SessionService(settings, rooms, signer, background, metrics)
+        yield SessionService(settings, rooms, signer, background, metrics, webhooks)

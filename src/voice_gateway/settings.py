@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     rate_limit_service: str = ""
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     trusted_proxies: CommaSeparated = Field(default_factory=list)
+    # The token endpoint and session lifetime.
+    # LiveKit clients refetch a token 60 s before it expires, so a shorter TTL would mean a
+    # refetch loop; 15 minutes is what LiveKit's own starters use.
+    token_ttl_s: int = Field(900, ge=120, le=24 * 3600)
+    token_session_hours: float = Field(1.0, gt=0, le=24 * 30)
+    default_agent: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,64}$")
+    max_client_metadata_bytes: int = Field(4096, ge=0, le=65536)
+    reaper_interval_s: float = Field(30.0, gt=0, le=3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -192,6 +200,18 @@ class Settings(BaseSettings):
         if self.jwt_algorithms:
             return list(self.jwt_algorithms)
         return ["RS256"] if self.jwt_jwks_url else ["HS256"]
+
+    @model_validator(mode="after")
+    def _token_sessions_fit(self) -> Self:
+        if self.token_session_hours > self.max_session_hours:
+            raise ValueError("VOICE_GATEWAY_TOKEN_SESSION_HOURS exceeds the maximum session length")
+        if self.token_ttl_s > self.token_session_hours * 3600:
+            # A join token outliving its session would recreate a room the reaper just ended.
+            raise ValueError("VOICE_GATEWAY_TOKEN_TTL_S exceeds the token session's length")
+        allowed = self.allowed_agents
+        if self.default_agent and allowed and self.default_agent not in allowed:
+            raise ValueError("VOICE_GATEWAY_DEFAULT_AGENT is not in VOICE_GATEWAY_ALLOWED_AGENTS")
+        return self
 
     @property
     def client_livekit_url(self) -> str:

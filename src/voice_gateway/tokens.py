@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import calendar
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -62,6 +63,8 @@ class TokenSigner:
         # in the room metadata and the response, so we sign the SDK's claims with those times.
         claims = token.claims.asdict()
         claims.update(
+            # A token id of its own: two tokens for the same grant in the same second still differ.
+            jti=secrets.token_urlsafe(16),
             sub=grant.identity,
             iss=self._api_key,
             nbf=calendar.timegm(grant.issued_at.utctimetuple()),

@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import idempotency
 from ..caller import caller_of, fill_own_identity, require_may_act_for
 from ..http_input import read_json_object, room_name_of, validate_as
 from ..models import ParticipantView, SessionCreated, SessionRequest, SessionView
 from ..responses import NO_STORE, model_response
-from ..service import SessionDetails
+from ..service import Idempotency, SessionDetails
 from ..state import sessions_of, settings_of
 
 
@@ -25,7 +26,7 @@ async def create_session(request: Request) -> Response:
     body = validate_as(SessionRequest, data, context)
     require_may_act_for(caller, body.user_id, "user_id")
     created = await sessions_of(request).create_session(
-        body.user_id, body.agent_id, body.session_duration_hours
+        body.user_id, body.agent_id, body.session_duration_hours, idempotency_of(request)
     )
     response = SessionCreated(
         session_id=created.record.session_id,
@@ -47,6 +48,16 @@ async def end_session(request: Request) -> Response:
     may_act_for = caller_of(request).may_act_for
     await sessions_of(request).end_session(room_name_of(request), may_act_for)
     return Response(status_code=204)
+
+
+def idempotency_of(request: Request) -> Idempotency | None:
+    key = request.headers.get(idempotency.HEADER)
+    if key is None:
+        return None
+    caller = caller_of(request)
+    # Who the caller is scopes the key: two callers' equal keys are unrelated.
+    scope = f"{caller.kind.value}:{caller.subject or caller.key_id or ''}"
+    return Idempotency(scope, idempotency.checked_key(key))
 
 
 def session_view(details: SessionDetails) -> SessionView:
