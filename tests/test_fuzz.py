@@ -84,4 +84,6 @@ def test_every_documented_operation_answers_as_documented(standin: StandIn) -> N
         "POST /api/voice/session",
         "GET /api/voice/session/{room_name}",
         "DELETE /api/voice/session/{room_name}",
+        "POST /api/voice/token",
+        "POST /api/voice/webhook",
     }

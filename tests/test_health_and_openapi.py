@@ -148,3 +148,24 @@ async def test_openapi_marks_exactly_the_public_paths_as_needing_no_credentials(
 
     assert public == PUBLIC_PATHS & set(paths)
     assert public >= {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+async def test_openapi_documents_the_token_and_webhook_endpoints(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    token = paths["/api/voice/token"]["post"]
+    assert set(token["responses"]) >= {"201", "403", "422"}
+    assert token["requestBody"]["required"] is False
+    webhook = paths["/api/voice/webhook"]["post"]
+    assert "application/webhook+json" in webhook["requestBody"]["content"]
+    assert "401" in webhook["responses"]
+
+
+async def test_openapi_documents_the_idempotency_key_header(client: httpx.AsyncClient) -> None:
+    create = (await client.get("/openapi.json")).json()["paths"]["/api/voice/session"]["post"]
+
+    (header,) = [p for p in create["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key"
+    assert header["required"] is False

@@ -144,6 +144,19 @@ class TokenIssued(BaseModel):
     participant_name: str
 
 
+class WebhookEvent(BaseModel):
+    """LiveKit's `WebhookEvent` as the server sends it: protojson, lowerCamelCase keys. Only
+    documented here; the SDK's WebhookReceiver verifies and parses it."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
+
+    event: str = Field(examples=["room_started", "participant_joined"])
+    id: str | None = Field(None, examples=["EV_tkqSD8FiAnd3"])
+    createdAt: str | None = Field(None, description="Unix seconds, as a string")
+    room: dict[str, Any] | None = None
+    participant: dict[str, Any] | None = None
+
+
 class WebhookAccepted(BaseModel):
     event: str = Field(examples=["room_started"])
     session_id: str | None = Field(description="The gateway session the event's room holds")

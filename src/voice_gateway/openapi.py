@@ -16,6 +16,10 @@ from .models import (
     SessionCreated,
     SessionRequest,
     SessionView,
+    TokenIssued,
+    TokenRequest,
+    WebhookAccepted,
+    WebhookEvent,
 )
 
 PROBLEM_STATUSES = {
@@ -43,6 +47,13 @@ BEARER = "bearerAuth"
 
 
 @dataclass(frozen=True)
+class HeaderParam:
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Operation:
     method: str
     path: str
@@ -55,9 +66,19 @@ class Operation:
     ok_headers: dict[str, str] = field(default_factory=dict)
     ok_text_type: str | None = None  # a body that is text, not a model (the metrics)
     public: bool = False  # needs no credentials; must match access.PUBLIC_PATHS
+    header_params: tuple[HeaderParam, ...] = ()
+    request_media_type: str = "application/json"
+    request_required: bool = True
+    description: str | None = None
 
 
 NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a bearer token"}
+IDEMPOTENCY_KEY = HeaderParam(
+    "Idempotency-Key",
+    "Repeating a request with the same key (and the same caller) answers with the same session "
+    "and a fresh token; the same key with another body is a 422 `idempotency_key_reused`",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+)
 
 OPERATIONS = [
     Operation(
@@ -69,6 +90,35 @@ OPERATIONS = [
         SessionRequest,
         (*BODY, 403, *LIVEKIT),
         ok_headers=NO_STORE_HEADER,
+        header_params=(IDEMPOTENCY_KEY,),
+    ),
+    Operation(
+        "post",
+        "/api/voice/token",
+        "LiveKit's standard token endpoint, for TokenSource.endpoint(url)",
+        201,
+        TokenIssued,
+        TokenRequest,
+        (*BODY, 403),
+        ok_headers=NO_STORE_HEADER,
+        request_required=False,  # TokenSource sends {} or nothing when given no options
+        description="No call to LiveKit: the room is created on first join from the token's "
+        "room configuration, which dispatches the agent and records the session. Without "
+        "`room_name`, every call gets a fresh room.",
+    ),
+    Operation(
+        "post",
+        "/api/voice/webhook",
+        "LiveKit webhooks, signature-verified",
+        200,
+        WebhookAccepted,
+        WebhookEvent,
+        (400, 401, 413),
+        request_media_type="application/webhook+json",
+        public=True,  # LiveKit's signature is its credential
+        description="`Authorization` carries LiveKit's signature: a JWT (bare, as LiveKit sends "
+        "it) whose `sha256` claim is the body's hash. Unsigned, tampered or expired bodies get "
+        "401 and are not processed.",
     ),
     Operation(
         "get",
@@ -151,14 +201,28 @@ def _schemas(operations: list[Operation]) -> dict[str, Any]:
 def _operation(op: Operation) -> dict[str, Any]:
     spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
     spec["security"] = [] if op.public else [{BEARER: []}]
-    if op.path_params:
-        spec["parameters"] = [_path_param(name) for name in op.path_params]
+    if op.description:
+        spec["description"] = op.description
+    parameters = [_path_param(name) for name in op.path_params]
+    parameters += [_header_param(header) for header in op.header_params]
+    if parameters:
+        spec["parameters"] = parameters
     if op.request_model:
         spec["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(op.request_model)}},
+            "required": op.request_required,
+            "content": {op.request_media_type: {"schema": _ref(op.request_model)}},
         }
     return spec
+
+
+def _header_param(header: HeaderParam) -> dict[str, Any]:
+    return {
+        "name": header.name,
+        "in": "header",
+        "required": False,
+        "description": header.description,
+        "schema": header.schema,
+    }
 
 
 def _responses(op: Operation) -> dict[str, Any]:

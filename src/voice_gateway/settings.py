@@ -103,6 +103,11 @@ class Settings(BaseSettings):
             raise ValueError("must start with http://, https://, ws:// or wss://")
         return value.rstrip("/") if value else value
 
+    @field_validator("default_agent", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(
         "allowed_agents", "cors_origins", "api_keys", "jwt_algorithms", "trusted_proxies",
         mode="before",

@@ -1,0 +1,67 @@
+"""Settings of the token endpoint and the reaper: defaults, bounds, and rules across settings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from voice_gateway.settings import Settings, describe_settings_error
+
+REQUIRED: dict[str, Any] = {
+    "livekit_url": "http://lk:7880",
+    "livekit_api_key": "k",
+    "livekit_api_secret": "s",
+}
+
+
+def refusal(**values: Any) -> str:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**(REQUIRED | values))
+    return describe_settings_error(refused.value)
+
+
+def test_defaults_are_a_fifteen_minute_token_and_a_thirty_second_reaper() -> None:
+    settings = Settings(**REQUIRED)
+
+    assert (settings.token_ttl_s, settings.reaper_interval_s) == (900, 30)
+    assert settings.default_agent is None
+
+
+def test_a_token_ttl_under_two_minutes_is_refused() -> None:
+    assert "VOICE_GATEWAY_TOKEN_TTL_S" in refusal(token_ttl_s=119)
+
+
+def test_a_token_outliving_its_session_is_refused() -> None:
+    problem = refusal(token_ttl_s=3600, token_session_hours=0.5)
+
+    assert (
+        problem == "invalid settings: VOICE_GATEWAY_TOKEN_TTL_S exceeds the token session's length"
+    )
+
+
+def test_a_token_session_longer_than_the_maximum_is_refused() -> None:
+    problem = refusal(token_session_hours=3, max_session_hours=2)
+
+    assert "VOICE_GATEWAY_TOKEN_SESSION_HOURS" in problem
+
+
+def test_a_default_agent_outside_the_allowlist_is_refused() -> None:
+    problem = refusal(default_agent="root-agent", allowed_agents="pm-agent")
+
+    assert "VOICE_GATEWAY_DEFAULT_AGENT" in problem
+
+
+def test_an_empty_default_agent_means_none() -> None:
+    assert Settings(**(REQUIRED | {"default_agent": ""})).default_agent is None
+
+
+def test_the_env_example_is_valid_settings(tmp_path: Path) -> None:
+    shutil.copy(Path(__file__).parents[1] / ".env.example", tmp_path / ".env")
+
+    settings = Settings(_env_file=tmp_path / ".env")
+
+    assert settings.token_ttl_s == 900
