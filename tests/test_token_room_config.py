@@ -107,13 +107,19 @@ async def test_an_agent_name_outside_the_alphabet_is_refused(
     assert response.status_code == 422
 
 
-async def test_agent_metadata_beyond_the_bound_is_refused(standin: StandIn) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("metadata", "x" * 9), ("attributes", {"k": "v" * 8}), ("deployment", "d" * 9)],
+)
+async def test_agent_fields_beyond_the_bound_are_refused(
+    standin: StandIn, field: str, value: Any
+) -> None:
     settings = make_settings(standin, max_client_metadata_bytes=8)
     async with running_gateway(settings) as client:
-        response = await ask(client, {"agents": [{"agent_name": "a", "metadata": "x" * 9}]})
+        response = await ask(client, {"agents": [{"agent_name": "a", field: value}]})
 
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "room_config.agents.0.metadata"
+    assert response.json()["errors"][0]["field"] == f"room_config.agents.0.{field}"
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,7 @@ def _check_agent_sizes(agent: api.RoomAgentDispatch, limit: int) -> None:
     sizes = {
         "metadata": len(agent.metadata.encode()),
         "attributes": attributes_size(agent.attributes),
+        "deployment": len(agent.deployment.encode()),
     }
     over = [name for name, size in sizes.items() if size > limit]
     if over:
