@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from voice_gateway.settings import Settings, env_name
 
@@ -50,6 +51,15 @@ def test_livekit_uses_the_gateways_key_pair() -> None:
     keys = SERVICES["livekit"]["environment"]["LIVEKIT_KEYS"]
 
     assert re.fullmatch(r"\$\{LIVEKIT_API_KEY:\?[^}]+\}: \$\{LIVEKIT_API_SECRET:\?[^}]+\}", keys)
+
+
+def test_livekit_sends_its_webhooks_to_the_gateway_signed_with_its_key() -> None:
+    body = SERVICES["livekit"]["environment"]["LIVEKIT_CONFIG"]
+
+    config = yaml.safe_load(body.replace("${LIVEKIT_API_KEY}", "a-key"))
+
+    assert config["webhook"]["api_key"] == "a-key"
+    assert config["webhook"]["urls"] == ["http://gateway:8000/api/voice/webhook"]
 
 
 def test_the_gateway_waits_for_a_healthy_livekit() -> None:
