@@ -305,6 +305,17 @@ async def test_a_body_that_is_not_a_json_object_is_a_400(client: httpx.AsyncClie
     assert response.headers["content-type"] == "application/problem+json"
 
 
+async def test_json_nested_too_deeply_for_the_parser_is_a_400(client: httpx.AsyncClient) -> None:
+    nested = b'{"room_config": ' + b"[" * 60_000  # deep, yet under the body limit
+
+    response = await client.post(
+        TOKEN, content=nested, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]
+
+
 async def test_tokens_issued_are_counted(client: httpx.AsyncClient) -> None:
     await client.post(TOKEN, json={})
 
