@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from voice_gateway.metrics import Metrics
-from voice_gateway.service import open_session_service
+from voice_gateway.service import SessionService, open_session_service
 from voice_gateway.session_record import SessionRecord
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
@@ -126,19 +126,22 @@ async def test_a_room_another_replica_deleted_first_is_not_an_error(
     settings: Settings, standin: StandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     standin.create_room("foundry_nate_pm-agent_sess_old", metadata=expired_record())
-    # Both replicas list the room before either deletes it: the slower delete finds it gone.
-    standin.set_latency(0.1)
     deletes_before = standin.requests_count("DeleteRoom")
     ended: list[int] = []
 
-    async def replica() -> None:
-        async with open_session_service(settings, Metrics()) as sessions:
-            ended.append(await sessions.end_expired_sessions())
+    async def sweep(sessions: SessionService) -> None:
+        ended.append(await sessions.end_expired_sessions())
 
-    with caplog.at_level(logging.INFO, logger="voice_gateway"):
-        async with anyio.create_task_group() as replicas:
-            replicas.start_soon(replica)
-            replicas.start_soon(replica)
+    async with (
+        open_session_service(settings, Metrics()) as one,
+        open_session_service(settings, Metrics()) as two,
+    ):
+        # Both passes list the room before either deletes it: the slower delete finds it gone.
+        standin.set_latency(0.1)
+        with caplog.at_level(logging.INFO, logger="voice_gateway"):
+            async with anyio.create_task_group() as replicas:
+                replicas.start_soon(sweep, one)
+                replicas.start_soon(sweep, two)
 
     assert sorted(ended) == [0, 1]
     assert standin.requests_count("DeleteRoom") - deletes_before == 2
