@@ -1,9 +1,9 @@
 """LiveKit's own JS client (`livekit-client` from npm, in Node) against the running gateway.
 
-`TokenSource.endpoint(url, {headers})` fetches from a real uvicorn gateway on a free port: once,
-again from its cache, then forced, as `useSession` does after a disconnect. The test installs
-the client itself (`npm ci` from the committed lock file, into tests/js/node_modules); it skips
-only where Node.js or npm is absent.
+`TokenSource.endpoint(url, {headers})`, with an end user's JWT in the headers, fetches from a real
+uvicorn gateway on a free port: once, again from its cache, then forced, as `useSession` does
+after a disconnect. The test installs the client itself (`npm ci` from the committed lock file,
+into tests/js/node_modules); it skips only where Node.js or npm is absent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 
 from voice_gateway.standin import StandIn
 
-from .conftest import make_settings, serving_gateway
+from .conftest import serving_gateway
+from .identity_provider import hs256_token, secret_settings
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +48,11 @@ def installed_client() -> str:
 
 
 async def run_client(node: str, standin: StandIn) -> dict[str, Any]:
-    settings = make_settings(standin, allowed_agents="pm-agent")
+    # End users authenticate with the app's own JWT, passed in TokenSource.endpoint's headers.
+    settings = secret_settings(standin, allowed_agents="pm-agent")
+    authorization = f"Bearer {hs256_token('ada')}"
     async with serving_gateway(settings) as url:
-        command = [node, str(SCRIPT), f"{url}/api/voice/token", "Bearer a-service-key"]
+        command = [node, str(SCRIPT), f"{url}/api/voice/token", authorization]
         with anyio.fail_after(NODE_TIMEOUT_S):
             done = await anyio.run_process(command, cwd=JS_DIR, check=False)
     assert done.returncode == 0, done.stderr.decode()
@@ -64,7 +67,9 @@ def answers(standin: StandIn) -> dict[str, Any]:
     return result
 
 
-def test_the_client_gets_a_token_for_the_identity_it_asked_for(answers: dict[str, Any]) -> None:
+def test_the_client_gets_a_token_for_the_authenticated_end_user(
+    answers: dict[str, Any],
+) -> None:
     first = answers["first"]
 
     assert (first["identity"], first["name"]) == ("ada", "Ada")

@@ -8,8 +8,8 @@ import { TokenSource, decodeTokenPayload } from 'livekit-client';
 
 const [url, authorization] = process.argv.slice(2);
 const source = TokenSource.endpoint(url, { headers: { Authorization: authorization } });
+// No participantIdentity: the gateway takes it from the end user's token in the header.
 const options = {
-  participantIdentity: 'ada',
   participantName: 'Ada',
   agentName: 'pm-agent',
   agentMetadata: '{"topic":"billing"}',
