@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -44,8 +44,20 @@ class RequestIdMiddleware:
 def _accepted_id(offered: str | None) -> str:
     if offered and _SAFE_ID.match(offered):
         return offered
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """128 random bits as 32 hex digits, like a uuid4, but from `random`, not `os.urandom`.
+
+    A correlation id needs uniqueness, not secrecy. `uuid4()` makes a syscall that releases the
+    GIL, and getting it back from the token-signing threads cost ~15% of the loop under load.
+    """
+    return f"{_ids.getrandbits(128):032x}"
+
+
+_ids = random.Random()  # seeded from the OS once, at import  # noqa: S311
 
 
 def request_id_of(request: Request) -> str:
-    return str(getattr(request.state, "request_id", "")) or uuid.uuid4().hex
+    return str(getattr(request.state, "request_id", "")) or new_request_id()

@@ -13,7 +13,6 @@ import anyio.abc
 from livekit import api
 
 from . import idempotency
-from .concurrently import both
 from .errors import (
     FieldError,
     Forbidden,
@@ -165,11 +164,8 @@ class SessionService:
 
     async def _create(self, record: SessionRecord) -> CreatedSession:
         room_config = self._room_config(record)
-        # Neither needs the other: signing in a worker thread overlaps LiveKit's round trip.
-        token, _ = await both(
-            self._sign_for(record, room_config, record.created_at),
-            self._create_room_or_clean_up(room_config),
-        )
+        token = await self._sign_for(record, room_config, record.created_at)
+        await self._create_room_or_clean_up(room_config)
         self._metrics.sessions_created.inc()
         return self._created(record, token)
 
@@ -179,10 +175,8 @@ class SessionService:
         # A repeat gets a token issued now, not when the session was created.
         issued_at = record.created_at if first else now_to_the_second()
         # No clean-up on failure here: the caller retries with the same key, into this room.
-        token, room = await both(
-            self._sign_for(record, room_config, issued_at),
-            self._rooms.create(create_room_request(room_config)),
-        )
+        token = await self._sign_for(record, room_config, issued_at)
+        room = await self._rooms.create(create_room_request(room_config))
         if record_of(room.name, room.metadata, self._settings.room_prefix) != record:
             raise IdempotencyConflict(
                 "The session this Idempotency-Key names holds another request"
