@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import respx
 import uvicorn
 from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp
@@ -129,3 +130,15 @@ SESSION_BODY = {"user_id": "nate", "agent_id": "pm-agent", "session_duration_hou
 
 async def create_session(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
     return await client.post("/api/voice/session", json=SESSION_BODY | fields)
+
+
+@pytest.fixture
+def idp() -> Iterator[respx.Router]:
+    """A fake identity provider whose JWKS serves key `k1` (respx: httpx calls only)."""
+    from .identity_provider import JWKS_URL, jwks, signing_key  # it imports this module
+
+    with respx.mock(assert_all_called=False) as router:
+        router.get(JWKS_URL, name="jwks").mock(
+            return_value=httpx.Response(200, json=jwks(signing_key("k1")))
+        )
+        yield router

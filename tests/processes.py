@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +63,7 @@ def serving(
         )
     gateway = Gateway(process, f"http://127.0.0.1:{port}", port, log_path)
     try:
-        _wait_until_serving(gateway)
+        wait_until_serving(gateway.base, process, gateway.log_path.read_text)
         yield gateway
     finally:
         if process.poll() is None:
@@ -83,13 +83,16 @@ def _environment(standin: StandIn, settings: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _wait_until_serving(gateway: Gateway) -> None:
+def wait_until_serving(
+    base: str, process: subprocess.Popen[Any], output: Callable[[], str]
+) -> None:
+    """Until `base` answers /healthz; fails with the process's output if it died first."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        assert gateway.process.poll() is None, gateway.log_path.read_text()
+        assert process.poll() is None, output()
         try:
-            if httpx.get(f"{gateway.base}/healthz", timeout=0.5).status_code == 200:
+            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.1)
-    raise AssertionError(f"{gateway.base} never answered /healthz")
+    raise AssertionError(f"{base} never answered /healthz")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,14 +16,9 @@ import pytest
 from voice_gateway.standin import StandIn
 
 from .conftest import API_KEY, API_SECRET, SERVICE_AUTH, SERVICE_KEY, SESSION_BODY
+from .processes import free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -51,25 +44,13 @@ def running(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(base, process)
+        wait_until_serving(base, process, lambda: process.stdout.read() if process.stdout else "")
         yield base
     finally:
         process.send_signal(signal.SIGINT)
         printed, _ = process.communicate(timeout=15)  # reaps it and closes its pipe
         if output is not None:
             output.append(printed)
-
-
-def wait_until_serving(base: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{base} never answered /healthz")
 
 
 def test_serve_without_settings_names_the_missing_variable(tmp_path: Path) -> None:
@@ -223,19 +204,9 @@ def test_serve_asks_callers_for_credentials(tmp_path: Path, standin: StandIn) ->
 def test_dev_says_that_authentication_is_off(tmp_path: Path) -> None:
     port, livekit_port = free_port(), free_port()
     dev = ("dev", "--port", str(port), "--livekit-port", str(livekit_port))
-    command = [sys.executable, "-m", "voice_gateway", *dev]
-    process = subprocess.Popen(  # noqa: S603
-        command,
-        env=clean_env(),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}", process)
-    finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=15)
+    printed: list[str] = []
+    with running(*dev, env=clean_env(), cwd=tmp_path, port=port, output=printed):
+        pass
+    output = printed[0]
 
     assert "caller authentication is OFF" in output

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import respx
 
 from voice_gateway.doctor import run_checks
 from voice_gateway.standin import StandIn
 
 from .conftest import SERVICE_KEY
-from .identity_provider import JWKS_URL, jwks, jwks_settings, signing_key
+from .identity_provider import jwks_settings
 from .redis_server import redis_server
-
-
-@pytest.fixture
-def idp() -> Iterator[respx.Router]:
-    with respx.mock(assert_all_called=False) as router:
-        router.get(JWKS_URL, name="jwks").mock(
-            return_value=httpx.Response(200, json=jwks(signing_key("k1")))
-        )
-        yield router
 
 
 def sentences(results: list[tuple[bool, str]], passed: bool) -> str:

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -20,7 +20,6 @@ from voice_gateway.standin import StandIn
 
 from .conftest import SERVICE_AUTH, SERVICE_KEY, running_gateway
 from .identity_provider import (
-    JWKS_URL,
     USER_SECRET,
     bearer,
     claims_for,
@@ -35,15 +34,6 @@ from .test_session_validation import assert_problem
 
 SESSION = "/api/voice/session"
 AGENT = {"agent_id": "pm-agent"}
-
-
-@pytest.fixture
-def idp() -> Iterator[respx.Router]:
-    with respx.mock(assert_all_called=False) as router:
-        router.get(JWKS_URL, name="jwks").mock(
-            return_value=httpx.Response(200, json=jwks(signing_key("k1")))
-        )
-        yield router
 
 
 @pytest.fixture

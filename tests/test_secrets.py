@@ -15,7 +15,8 @@ from voice_gateway.standin import StandIn
 
 from .conftest import API_SECRET, SERVICE_AUTH, SERVICE_KEY, SESSION_BODY, running_gateway
 from .identity_provider import USER_SECRET, bearer, hs256_token, secret_settings
-from .test_cli import clean_env, free_port, run_cli, running
+from .processes import free_port
+from .test_cli import clean_env, run_cli, running
 
 REDIS_PASSWORD = "redis-password-never-printed-8c1f"
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}")
