@@ -1,16 +1,22 @@
-# Local use and CI share these targets. Only Python 3.11+ must be on the machine: uv comes from PyPI.
+# Local use and CI share these targets. Only Python 3.11+ and make must be on the machine: uv comes
+# from PyPI.
 PYTHON ?= python3
 UV_VERSION := 0.13.8
-UV := $(PYTHON) -m uv
+# The uv on PATH, else one this repo installs into .tools/ with pip from a venv: never into the
+# system Python, which PEP 668 protects on Debian and Ubuntu.
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # Use the Python that is here; never download an interpreter.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
 .PHONY: run test test-deps lint typecheck check bench bench-smoke install uv
 
-uv:
-	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)" \
-		|| $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+uv: $(UV)
+
+.tools/bin/uv:
+	@$(PYTHON) -m venv .tools || { echo "voice-gateway: '$(PYTHON) -m venv' failed;" \
+		"install python3-venv (apt-get install python3-venv) or uv itself"; exit 1; }
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 install: uv
 	$(UV) sync --frozen
