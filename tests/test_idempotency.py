@@ -1,10 +1,12 @@
 """POST /api/voice/session with an Idempotency-Key: the same caller, key and body get the same
-session (and a fresh token) from any replica; the same key with another body gets a 422."""
+session (and a fresh token) from any replica; the same key with another body gets a 422, and a
+replay after the session was DELETEd a 409: ending a session is final."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -216,6 +218,86 @@ async def test_the_claim_room_closes_itself_a_little_after_the_session_ends(
     empty_timeout = standin.get_room(f"foundry_claim_{session_id}").empty_timeout
 
     assert 3600 < empty_timeout <= 3600 + 180
+
+
+async def test_a_replay_after_delete_is_a_409_session_ended(client: httpx.AsyncClient) -> None:
+    room_name = (await create(client, "order-1")).json()["room_name"]
+    assert (await client.delete(f"{SESSION}/{room_name}")).status_code == 204
+
+    response = await create(client, "order-1")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "session_ended"
+    assert "new key" in response.json()["detail"]
+
+
+async def test_a_replay_after_delete_recreates_no_session_room(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    room_name = (await create(client, "order-1")).json()["room_name"]
+    await client.delete(f"{SESSION}/{room_name}")
+
+    await create(client, "order-1")
+
+    assert not standin.has_room(room_name)
+    assert (await client.get(f"{SESSION}/{room_name}")).status_code == 404
+
+
+async def test_a_replay_of_a_live_session_still_works_after_another_is_deleted(
+    client: httpx.AsyncClient,
+) -> None:
+    ended = (await create(client, "order-1")).json()["room_name"]
+    live = (await create(client, "order-2")).json()
+    await client.delete(f"{SESSION}/{ended}")
+
+    again = await create(client, "order-2")
+
+    assert again.status_code == 201
+    assert again.json()["session_id"] == live["session_id"]
+
+
+async def test_a_new_key_after_delete_gets_a_new_session(client: httpx.AsyncClient) -> None:
+    ended = (await create(client, "order-1")).json()
+    await client.delete(f"{SESSION}/{ended['room_name']}")
+
+    fresh = await create(client, "order-2")
+
+    assert fresh.status_code == 201
+    assert fresh.json()["session_id"] != ended["session_id"]
+
+
+async def test_the_ended_claim_lasts_until_the_session_would_have_expired(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    body = (await create(client, "order-1", session_duration_hours=1)).json()
+    await client.delete(f"{SESSION}/{body['room_name']}")
+
+    claim = standin.get_room(f"foundry_claim_{body['session_id']}")
+
+    closes_at = datetime.fromtimestamp(claim.creation_time + claim.empty_timeout, UTC)
+    assert closes_at >= datetime.fromisoformat(body["expires_at"])
+
+
+async def test_delete_marks_the_claim_ended_before_it_deletes_the_room(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    # The other way round, a replay between the two calls could recreate the room.
+    room_name = (await create(client, "order-1")).json()["room_name"]
+    before = len(standin.requests())
+
+    await client.delete(f"{SESSION}/{room_name}")
+
+    methods = [call.method for call in standin.requests()[before:]]
+    assert methods[-2:] == ["UpdateRoomMetadata", "DeleteRoom"]
+
+
+async def test_a_session_without_a_key_is_still_deleted(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    room_name = (await create_session(client)).json()["room_name"]
+
+    assert (await client.delete(f"{SESSION}/{room_name}")).status_code == 204
+    assert not standin.has_room(room_name)
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "white space", "tab\there"])

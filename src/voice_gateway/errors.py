@@ -70,6 +70,12 @@ class IdempotencyConflict(GatewayError):
     )
 
 
+class SessionEnded(GatewayError):
+    """A replayed Idempotency-Key whose session was ended with DELETE: ending it is final."""
+
+    status, code, title = 409, "session_ended", "Session ended"
+
+
 class SessionNotFound(GatewayError):
     status, code, title = 404, "session_not_found", "Session not found"
 

@@ -12,6 +12,9 @@ land in another room, where nothing records the first request. The request is th
 existing room is returned unchanged), so whichever replica creates the claim first fixes the
 request, and every later one reads it back and compares. The claim room is never joined;
 LiveKit closes it after its empty timeout, set a little past the session's end.
+
+DELETE marks the claim `ended` (the room stays), so a replay of the key answers 409 instead of
+creating the session room again. Deleting the claim would not do: a replay would claim afresh.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Claim(BaseModel):
     nonce tells the replica whose CreateRoom made the claim from those that found it."""
 
     idempotency_claim: SessionRecord
+    # Set by DELETE: the session is over for good, whatever a replay of its key asks.
+    ended: bool = False
     nonce: str = Field(default_factory=lambda: secrets.token_urlsafe(12))
 
 
@@ -78,7 +83,18 @@ def stored_claim(metadata: str) -> Claim | None:
         return None
 
 
+def ended_claim(record: SessionRecord) -> str:
+    """The metadata of a claim whose session was ended (its nonce is never compared again)."""
+    return Claim(idempotency_claim=record, ended=True).model_dump_json()
+
+
 def claim_empty_timeout(record: SessionRecord, now: datetime) -> int:
+    """Until a little past `expires_at`: LiveKit counts a never-joined room's empty timeout from
+    its creation, and UpdateRoomMetadata does not restart it, so an `ended` mark lasts at least as
+    long as the session's tokens could (and past `expires_at` a replay is refused anyway). Only once
+    the claim has closed, `CLAIM_GRACE_S` after `expires_at`, is the key forgotten: a replay then
+    starts a new session, with a new `expires_at`, as any unused key would.
+    """
     seconds = (record.expires_at - now).total_seconds() + CLAIM_GRACE_S
     return min(MAX_EMPTY_TIMEOUT_S, max(1, int(seconds)))
 

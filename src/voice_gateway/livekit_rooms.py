@@ -69,6 +69,12 @@ class LiveKitRooms:
         request = api.DeleteRoomRequest(room=name)
         await self._call("DeleteRoom", lambda rooms: rooms.delete_room(request))
 
+    async def update_metadata(self, name: str, metadata: str) -> api.Room:
+        """Replace a room's metadata; raises RoomNotFound when the room is gone."""
+        request = api.UpdateRoomMetadataRequest(room=name, metadata=metadata)
+        call = "UpdateRoomMetadata"  # LiveKit wants roomAdmin for that very room, like participants
+        return await self._call(call, lambda rooms: rooms.update_room_metadata(request), name)
+
     async def participants(self, name: str) -> list[api.ParticipantInfo]:
         request = api.ListParticipantsRequest(room=name)
         call = "ListParticipants"

@@ -27,6 +27,7 @@ PROBLEM_STATUSES = {
     401: "No or bad credentials",
     403: "The caller may not act for that user or session",
     404: "No such session",
+    409: "The Idempotency-Key names a session that was ended; use a new key",
     413: "The body is larger than VOICE_GATEWAY_MAX_BODY_BYTES",
     422: "A field is invalid; `errors` names each one",
     429: "Too many requests; see Retry-After",
@@ -76,7 +77,8 @@ NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a beare
 IDEMPOTENCY_KEY = HeaderParam(
     "Idempotency-Key",
     "Repeating a request with the same key (and the same caller) answers with the same session "
-    "and a fresh token; the same key with another body is a 422 `idempotency_key_reused`",
+    "and a fresh token; the same key with another body is a 422 `idempotency_key_reused`, and "
+    "after the session was ended with DELETE a 409 `session_ended`",
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
 )
 
@@ -88,7 +90,7 @@ OPERATIONS = [
         201,
         SessionCreated,
         SessionRequest,
-        (*BODY, 403, *LIVEKIT),
+        (*BODY, 403, 409, *LIVEKIT),
         ok_headers=NO_STORE_HEADER,
         header_params=(IDEMPOTENCY_KEY,),
     ),

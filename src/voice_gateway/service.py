@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +19,7 @@ from .errors import (
     GatewayError,
     IdempotencyConflict,
     InvalidRequest,
+    SessionEnded,
     SessionNotFound,
 )
 from .livekit_rooms import LiveKitRooms, RoomNotFound, open_livekit_rooms
@@ -140,7 +141,10 @@ class SessionService:
         return SessionDetails(record, room, participants)
 
     async def end_session(self, room_name: str, may_act_for: MayActFor = anyone) -> None:
-        await self._find_session(room_name, may_act_for)
+        record, _ = await self._find_session(room_name, may_act_for)
+        # Before the room goes: should marking fail, the session still stands and DELETE can be
+        # retried; the other way round, a replay could recreate the room in between.
+        await self._end_claim(record)
         try:
             await self._rooms.delete(room_name)
         except RoomNotFound:
@@ -197,9 +201,23 @@ class SessionService:
         record = stored.idempotency_claim if stored else None
         if record is None or not idempotency.same_request(record, planned):
             raise IdempotencyConflict("This Idempotency-Key was used with a different request")
+        if stored is not None and stored.ended:
+            raise SessionEnded(
+                "The session this Idempotency-Key created was ended; "
+                "use a new key for a new session"
+            )
         if record.has_expired(now):
             raise IdempotencyConflict("The session this Idempotency-Key created has ended")
         return record, stored is not None and stored.nonce == ours.nonce
+
+    async def _end_claim(self, record: SessionRecord) -> None:
+        """Mark the session's idempotency claim ended, so a replay of its key cannot revive it."""
+        if record.source != "session":
+            return  # token sessions are never claimed
+        name = idempotency.claim_room_name(self._settings.room_prefix, record.session_id)
+        # No claim room: created without an Idempotency-Key, or closed: there is nothing to replay.
+        with suppress(RoomNotFound):
+            await self._rooms.update_metadata(name, idempotency.ended_claim(record))
 
     async def _sign_for(
         self, record: SessionRecord, room_config: api.RoomConfiguration, issued_at: datetime
