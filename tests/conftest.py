@@ -70,7 +70,13 @@ def make_settings(standin: StandIn, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+    async with running_app(create_app(settings)) as client:
+        yield client
+
+
+@asynccontextmanager
+async def running_app(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
+    """An app built by the test (routes added or changed), lifespan running, in process."""
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

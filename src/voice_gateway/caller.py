@@ -2,7 +2,10 @@
 
 Authentication puts a `Caller` in the request's state. Handlers never parse credentials; they ask
 the caller whether it may act for a user. Without authentication configured (development only),
-every request is an anonymous caller with full rights.
+the access middleware (access.py) puts the anonymous caller, with full rights, in every
+non-public request's state explicitly. A request that reached a handler with no caller at all
+(a route mounted outside the middleware, a public path that asks) is refused, never trusted:
+`caller_of` fails closed.
 
 A handler that takes an identity from its body (`user_id`, `participant_identity`) does three
 things, in this order:
@@ -20,7 +23,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .errors import FieldError, Forbidden
+from .errors import FieldError, Forbidden, Unauthenticated
 
 
 class CallerKind(Enum):
@@ -43,8 +46,11 @@ ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 
 
 def caller_of(request: Request) -> Caller:
+    """The authenticated caller; 401 when nobody authenticated this request."""
     caller = getattr(request.state, "caller", None)
-    return caller if isinstance(caller, Caller) else ANONYMOUS
+    if not isinstance(caller, Caller):
+        raise Unauthenticated("Credentials are required: this request was not authenticated")
+    return caller
 
 
 def fill_own_identity(caller: Caller, data: dict[str, Any], field: str) -> None:
