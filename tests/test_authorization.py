@@ -63,13 +63,27 @@ async def test_a_malformed_user_id_is_a_422_even_for_an_end_user(
     assert_problem(await gateway.post(SESSION, json=body, headers=NATE), 422, "invalid_request")
 
 
-async def test_a_subject_outside_the_user_id_alphabet_is_named(standin: StandIn) -> None:
+async def test_a_subject_outside_the_user_id_alphabet_is_a_403_that_says_it_is_the_token(
+    standin: StandIn,
+) -> None:
     async with running_gateway(secret_settings(standin)) as client:
         token = hs256_token("auth0|12345")
         response = await client.post(SESSION, json={"agent_id": "pm-agent"}, headers=bearer(token))
 
-    assert_problem(response, 422, "invalid_request")
-    assert [error["field"] for error in response.json()["errors"]] == ["user_id"]
+    problem = assert_problem(response, 403, "forbidden")
+    assert "token's subject cannot be used as a LiveKit identity" in problem["detail"]
+    assert "A-Z a-z 0-9 _ . @ -" in problem["detail"]
+
+
+async def test_a_token_subject_outside_the_alphabet_is_a_403_at_the_token_endpoint(
+    standin: StandIn,
+) -> None:
+    async with running_gateway(secret_settings(standin)) as client:
+        token = hs256_token("auth0|12345")
+        response = await client.post("/api/voice/token", json={}, headers=bearer(token))
+
+    problem = assert_problem(response, 403, "forbidden")
+    assert "token's subject cannot be used as a LiveKit identity" in problem["detail"]
 
 
 async def test_an_end_user_reads_and_ends_its_own_session(gateway: httpx.AsyncClient) -> None:

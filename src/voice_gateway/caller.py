@@ -17,6 +17,7 @@ things, in this order:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .errors import FieldError, Forbidden, Unauthenticated
+from .models import USER_ID_PATTERN
 
 
 class CallerKind(Enum):
@@ -43,6 +45,8 @@ class Caller:
 
 
 ANONYMOUS = Caller(CallerKind.ANONYMOUS)
+_IDENTITY = re.compile(USER_ID_PATTERN)  # with fullmatch: no trailing newline slips by
+IDENTITY_ALPHABET = "1-128 characters of A-Z a-z 0-9 _ . @ -"
 
 
 def caller_of(request: Request) -> Caller:
@@ -57,7 +61,22 @@ def fill_own_identity(caller: Caller, data: dict[str, Any], field: str) -> None:
     """An end user that names no identity in `data[field]` acts as its own `sub`. Services and
     anonymous callers must name one themselves (or the handler picks one)."""
     if data.get(field) is None and caller.kind is CallerKind.END_USER:
-        data[field] = caller.subject
+        data[field] = usable_subject(caller.subject or "", field)
+
+
+def usable_subject(subject: str, field: str) -> str:
+    """The end user's `sub` as its identity; 403 when it cannot be one. A 422 would blame a field
+    the end user never sent; the identity alphabet stays narrow (room names and LiveKit
+    identities are built from it), so an IdP whose subs do not fit (`auth0|...`) is refused."""
+    if not _IDENTITY.fullmatch(subject):
+        raise Forbidden(
+            "The token's subject cannot be used as a LiveKit identity here: "
+            f"it must be {IDENTITY_ALPHABET}",
+            field_errors=[
+                FieldError(field, f"taken from the token's sub, which is not {IDENTITY_ALPHABET}")
+            ],
+        )
+    return subject
 
 
 def require_may_act_for(caller: Caller, identity: str, field: str = "user_id") -> None:
