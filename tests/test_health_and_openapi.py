@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 from pydantic import TypeAdapter
 
@@ -56,6 +57,13 @@ async def test_readyz_is_503_when_livekit_rejects_our_credentials(standin: Stand
     assert response.json()["code"] == "livekit_error"
 
 
+async def readyz_turns(client: httpx.AsyncClient, status: int) -> None:
+    """Polls /readyz until it answers `status`: a check's outcome is reused for a second."""
+    with anyio.fail_after(3):
+        while (await client.get("/readyz")).status_code != status:  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+
+
 async def test_readyz_turns_ready_again_when_livekit_returns(
     client: httpx.AsyncClient, standin: StandIn
 ) -> None:
@@ -64,7 +72,34 @@ async def test_readyz_turns_ready_again_when_livekit_returns(
 
     standin.accept_connections()
 
+    await readyz_turns(client, 200)
+
+
+async def test_readyz_turns_503_when_a_ready_gateways_livekit_fails(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
     assert (await client.get("/readyz")).status_code == 200
+
+    standin.refuse_connections()
+
+    await readyz_turns(client, 503)
+
+
+async def test_concurrent_readyz_probes_share_one_livekit_check(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    before = standin.requests_count("ListRooms")
+    statuses: list[int] = []
+
+    async def probe() -> None:
+        statuses.append((await client.get("/readyz")).status_code)
+
+    async with anyio.create_task_group() as probes:
+        for _ in range(20):
+            probes.start_soon(probe)
+
+    assert statuses == [200] * 20
+    assert standin.requests_count("ListRooms") - before <= 2
 
 
 async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:

@@ -13,10 +13,11 @@ import pytest
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
-from .conftest import SERVICE_AUTH, SERVICE_KEY, make_settings, running_gateway
+from .conftest import API_SECRET, SERVICE_AUTH, SERVICE_KEY, make_settings, running_gateway
 from .identity_provider import bearer, hs256_token, secret_settings
 from .redis_server import redis_server
 from .test_session_validation import assert_problem
+from .test_webhook_endpoint import WEBHOOK, event_body, metric, signed
 
 MISSING_ROOM = "/api/voice/session/foundry_nobody"  # authenticated requests answer 404, cheaply
 
@@ -60,6 +61,44 @@ async def test_refused_credentials_count_against_the_address(standin: StandIn) -
         guesses = await statuses(client, {"Authorization": "Bearer guess"}, 4)
 
     assert guesses == [401, 401, 401, 429]
+
+
+async def webhook_statuses(client: httpx.AsyncClient, secret: str, count: int) -> list[int]:
+    headers = signed(event_body(), api_secret=secret)
+    return [
+        (await client.post(WEBHOOK, content=event_body(), headers=headers)).status_code
+        for _ in range(count)
+    ]
+
+
+async def test_webhooks_failing_verification_count_against_the_address(standin: StandIn) -> None:
+    async with running_gateway(limited(standin, rate_limit_address="3/minute")) as client:
+        forged = await webhook_statuses(client, "not-the-livekit-secret", 4)
+
+    assert forged == [401, 401, 401, 429]
+
+
+async def test_an_address_over_its_limit_gets_429_before_its_webhook_is_verified(
+    standin: StandIn,
+) -> None:
+    rejected = "voice_gateway_webhooks_rejected_total"
+    async with running_gateway(limited(standin, rate_limit_address="2/minute")) as client:
+        await webhook_statuses(client, "not-the-livekit-secret", 2)
+        verified_before = await metric(client, rejected)
+        flood = await webhook_statuses(client, "not-the-livekit-secret", 5)
+        verified_after = await metric(client, rejected)
+
+    assert flood == [429] * 5
+    assert verified_after == verified_before  # no verification was spent on the flood
+
+
+async def test_valid_webhooks_are_never_limited_nor_counted(standin: StandIn) -> None:
+    async with running_gateway(limited(standin, rate_limit_address="2/minute")) as client:
+        accepted = await webhook_statuses(client, API_SECRET, 6)
+        guess = await client.get(MISSING_ROOM, headers={"Authorization": "Bearer guess"})
+
+    assert accepted == [200] * 6
+    assert guess.status_code == 401  # the address's budget is untouched by valid webhooks
 
 
 async def test_a_forwarded_for_header_does_not_change_the_address(standin: StandIn) -> None:

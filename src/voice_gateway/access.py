@@ -49,6 +49,17 @@ class AccessControl:
         await self.rate_limits.admit(caller, address)
         return caller
 
+    async def before_webhook(self, address: str) -> None:
+        """429 for an address that has used up its limit on refusals, before a verification (a
+        thread under the shared limiter) is spent on its webhook. Nothing is counted here."""
+        if not self.authenticator.open:
+            await self.rate_limits.check_address(address)
+
+    async def webhook_refused(self, address: str) -> None:
+        """A webhook whose signature did not verify counts like a refused credential."""
+        if not self.authenticator.open:
+            await self.rate_limits.count_refusal(address)
+
 
 class AccessMiddleware:
     def __init__(self, app: ASGIApp) -> None:

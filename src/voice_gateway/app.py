@@ -19,6 +19,7 @@ from .errors import GatewayError
 from .loop_lag import watch_loop_lag
 from .metrics import Metrics
 from .problems import on_gateway_error, on_http_exception, on_unexpected_error
+from .readiness import Readiness
 from .reaper import sweep_forever
 from .request_id import RequestIdMiddleware
 from .request_observer import RequestObserver
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
                 metrics=metrics,
                 drain=drain,
                 access=access,
+                readiness=Readiness(session_service.check_livekit),
             )
             background.cancel_scope.cancel()
         logger.info("stopped: background tasks ended and the LiveKit client is closed")

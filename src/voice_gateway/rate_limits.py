@@ -4,8 +4,9 @@ Counted by the `limits` library with a moving window (exact, and it gives an exa
 in process memory by default, in Redis when `VOICE_GATEWAY_REDIS_URL` is set so all replicas share
 the counters. Service keys belong to trusted backends and load testers, so they are unlimited
 unless `VOICE_GATEWAY_RATE_LIMIT_SERVICE` caps them. Every refused credential counts against its
-address, so guessing keys is as limited as using them. When the gateway runs open (`dev`, no
-authentication configured) nothing is limited.
+address, so guessing keys is as limited as using them; so does every webhook whose signature
+does not verify, and an address over its limit gets 429 before its next webhook is verified at
+all. When the gateway runs open (`dev`, no authentication configured) nothing is limited.
 
 The client address is the ASGI `client`: the TCP peer, unless the server was told to trust a proxy
 (see `VOICE_GATEWAY_TRUSTED_PROXIES` in cli.py). A request header alone never changes it.
@@ -73,18 +74,28 @@ class RateLimits:
         """A request refused for its credentials still counts against its address."""
         await self._count(self._per_address, "address", address)
 
+    async def check_address(self, address: str) -> None:
+        """429 if the address has used up its limit; counts nothing (a webhook asks this before
+        spending a verification on it)."""
+        for item in self._per_address:
+            test = partial(self._limiter.test, item, "address", address)
+            if not await self._guarded(test, default=True):
+                raise await self._too_many(item, "address", address)
+
     async def _count(self, items: Sequence[limits.RateLimitItem], scope: str, who: str) -> None:
         for item in items:
-            if await self._guarded(partial(self._limiter.hit, item, scope, who), default=True):
-                continue
-            stats = await self._guarded(
-                partial(self._limiter.get_window_stats, item, scope, who), default=None
-            )
-            retry_after = max(1, math.ceil(stats.reset_time - time.time())) if stats else 1
-            raise TooManyRequests(
-                f"Too many requests for this {scope}: at most {item}; retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+            if not await self._guarded(partial(self._limiter.hit, item, scope, who), default=True):
+                raise await self._too_many(item, scope, who)
+
+    async def _too_many(self, item: limits.RateLimitItem, scope: str, who: str) -> TooManyRequests:
+        stats = await self._guarded(
+            partial(self._limiter.get_window_stats, item, scope, who), default=None
+        )
+        retry_after = max(1, math.ceil(stats.reset_time - time.time())) if stats else 1
+        return TooManyRequests(
+            f"Too many requests for this {scope}: at most {item}; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], default: T) -> T:
         if time.monotonic() < self._store_down_until:

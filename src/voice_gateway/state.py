@@ -9,6 +9,7 @@ from starlette.requests import Request
 from .access import AccessControl
 from .drain import Drain
 from .metrics import Metrics
+from .readiness import Readiness
 from .service import SessionService
 from .settings import Settings
 
@@ -19,6 +20,7 @@ class AppState(TypedDict):
     metrics: Metrics
     drain: Drain
     access: AccessControl
+    readiness: Readiness
 
 
 def sessions_of(request: Request) -> SessionService:
@@ -35,3 +37,11 @@ def metrics_of(request: Request) -> Metrics:
 
 def drain_of(request: Request) -> Drain:
     return cast(Drain, request.state.drain)
+
+
+def readiness_of(request: Request) -> Readiness:
+    return cast(Readiness, request.state.readiness)
+
+
+def access_of(request: Request) -> AccessControl:
+    return cast(AccessControl, request.state.access)

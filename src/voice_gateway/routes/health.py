@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import GatewayError, HttpProblem
+from ..errors import HttpProblem
 from ..models import HealthStatus
 from ..problems import problem_response
 from ..responses import model_response
-from ..state import drain_of, sessions_of
+from ..state import drain_of, readiness_of
 
 SHUTTING_DOWN = HttpProblem(503, "shutting_down", "Not ready")
 
@@ -25,12 +25,12 @@ async def readyz(request: Request) -> Response:
     if drain_of(request).started:
         # Draining: tell load balancers to route elsewhere, whatever LiveKit says.
         return problem_response(request, SHUTTING_DOWN, "Not ready: the gateway is shutting down")
-    try:
-        await sessions_of(request).check_livekit()
-    except GatewayError as exc:
+    # Shared and reused for a second (readiness.py): the path is public, LiveKit calls are not free.
+    failure = await readiness_of(request).failure()
+    if failure is not None:
         # Not ready, whatever LiveKit's failure: 503 tells a load balancer to route elsewhere.
-        not_ready = HttpProblem(503, exc.code, "Not ready")
-        return problem_response(request, not_ready, f"Not ready: {exc.detail}")
+        not_ready = HttpProblem(503, failure.code, "Not ready")
+        return problem_response(request, not_ready, f"Not ready: {failure.detail}")
     return model_response(HealthStatus(status="ready"))
 
 

@@ -1,6 +1,9 @@
 """`POST /api/voice/webhook`: LiveKit's signed event notifications.
 
-No caller authentication here: LiveKit signs each body instead, and the service verifies it.
+No caller authentication here: LiveKit signs each body instead, and the service verifies it. A
+body whose signature does not verify counts against its client address like a refused credential,
+and an address over its limit gets 429 before its body is verified: a flood of bogus webhooks must
+not queue verifications in the threads that sign tokens. Valid webhooks are never counted.
 """
 
 from __future__ import annotations
@@ -9,15 +12,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..access import client_address
+from ..errors import WebhookRejected
 from ..models import WebhookAccepted
 from ..responses import model_response
-from ..state import sessions_of
+from ..state import access_of, sessions_of
 
 
 async def receive_webhook(request: Request) -> Response:
-    received = await sessions_of(request).receive_webhook(
-        await request.body(), request.headers.get("authorization")
-    )
+    access, address = access_of(request), client_address(request.scope)
+    await access.before_webhook(address)
+    try:
+        received = await sessions_of(request).receive_webhook(
+            await request.body(), request.headers.get("authorization")
+        )
+    except WebhookRejected:
+        await access.webhook_refused(address)  # 429 once the address is over its limit
+        raise
     # Any 2xx ends LiveKit's retries; the body is only for people reading logs.
     return model_response(WebhookAccepted(event=received.event, session_id=received.session_id))
 
