@@ -130,21 +130,34 @@ async def test_agent_fields_beyond_the_bound_are_refused(
         ("metadata", '{"session_id": "forged"}'),
         ("tags", {"team": "x"}),
         ("name", "foundry_someone-elses-room"),
+        ("min_playout_delay", 100),
+        ("max_playout_delay", 4_000_000_000),
+        ("sync_streams", True),
+        ("minPlayoutDelay", 100),
     ],
 )
 async def test_room_wide_powers_are_forbidden(
     client: httpx.AsyncClient, field: str, value: Any
 ) -> None:
     response = await ask(client, {field: value})
+    snake_case = "min_playout_delay" if field == "minPlayoutDelay" else field
 
     assert response.status_code == 403
-    assert response.json()["errors"][0]["field"] == f"room_config.{field}"
+    assert response.json()["errors"][0]["field"] == f"room_config.{snake_case}"
 
 
 async def test_zero_values_of_refused_fields_are_what_mobile_sdks_send_and_pass(
     client: httpx.AsyncClient,
 ) -> None:
-    zeros = {"max_participants": 0, "metadata": "", "empty_timeout": 0, "egress": None}
+    zeros = {
+        "max_participants": 0,
+        "metadata": "",
+        "empty_timeout": 0,
+        "egress": None,
+        "min_playout_delay": 0,
+        "max_playout_delay": 0,
+        "sync_streams": False,
+    }
 
     assert (await ask(client, zeros)).status_code == 201
 

@@ -21,8 +21,18 @@ from .models import AGENT_ID_PATTERN, attributes_size
 
 FIELD = "room_config"
 # Room-wide powers the gateway keeps: recording and streaming (egress), capacity, the room's
-# metadata (it holds the session record) and tags.
-REFUSED_FIELDS = ("egress", "max_participants", "metadata", "tags")
+# metadata (it holds the session record) and tags. And the media timing every participant gets:
+# playout delays are unbounded milliseconds that would delay the agent's audio (and everyone
+# else's) in a voice session, and stream sync trades latency the same way; nothing here needs them.
+REFUSED_FIELDS = (
+    "egress",
+    "max_participants",
+    "metadata",
+    "tags",
+    "min_playout_delay",
+    "max_playout_delay",
+    "sync_streams",
+)
 MAX_AGENTS = 1  # one voice agent per session, which is all the client SDKs ever send
 
 
@@ -42,9 +52,6 @@ class VettedRoom:
     agent: api.RoomAgentDispatch | None
     empty_timeout: int
     departure_timeout: int
-    min_playout_delay: int = 0
-    max_playout_delay: int = 0
-    sync_streams: bool = False
 
 
 def parse_room_config(data: Mapping[str, Any] | None) -> api.RoomConfiguration:
@@ -65,9 +72,6 @@ def vet_room_config(
         agent=_vetted_agent(config, policy),
         empty_timeout=_bounded_timeout(config, "empty_timeout", policy.empty_timeout_s),
         departure_timeout=_bounded_timeout(config, "departure_timeout", policy.departure_timeout_s),
-        min_playout_delay=config.min_playout_delay,
-        max_playout_delay=config.max_playout_delay,
-        sync_streams=config.sync_streams,
     )
 
 

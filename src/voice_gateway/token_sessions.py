@@ -96,7 +96,4 @@ def _room_config(
         departure_timeout=vetted.departure_timeout,
         metadata=record.to_metadata(),
         agents=agents,
-        min_playout_delay=vetted.min_playout_delay,
-        max_playout_delay=vetted.max_playout_delay,
-        sync_streams=vetted.sync_streams,
     )
