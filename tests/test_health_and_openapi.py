@@ -201,6 +201,38 @@ async def test_openapi_documents_the_token_and_webhook_endpoints(
 async def test_openapi_documents_the_idempotency_key_header(client: httpx.AsyncClient) -> None:
     create = (await client.get("/openapi.json")).json()["paths"]["/api/voice/session"]["post"]
 
-    (header,) = [p for p in create["parameters"] if p["in"] == "header"]
-    assert header["name"] == "Idempotency-Key"
+    (header,) = [p for p in create["parameters"] if p["name"] == "Idempotency-Key"]
+    assert header["in"] == "header"
     assert header["required"] is False
+
+
+async def test_openapi_documents_x_request_id_on_every_response(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    responses = [
+        (f"{method} {path} {status}", response)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+    ]
+
+    undocumented = [where for where, r in responses if "X-Request-ID" not in r.get("headers", {})]
+    assert len(responses) > 20
+    assert undocumented == []
+
+
+async def test_openapi_documents_x_request_id_as_an_optional_request_header(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    offered = [
+        [p for p in operation["parameters"] if p["name"] == "X-Request-ID"]
+        for operations in paths.values()
+        for operation in operations.values()
+    ]
+
+    assert all(
+        len(params) == 1 and params[0]["in"] == "header" and params[0]["required"] is False
+        for params in offered
+    )

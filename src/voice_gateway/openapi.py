@@ -21,6 +21,8 @@ from .models import (
     WebhookAccepted,
     WebhookEvent,
 )
+from .request_id import HEADER as REQUEST_ID
+from .request_id import SAFE_ID_PATTERN
 
 PROBLEM_STATUSES = {
     400: "The body is not a JSON object",
@@ -81,6 +83,21 @@ IDEMPOTENCY_KEY = HeaderParam(
     "after the session was ended with DELETE a 409 `session_ended`",
     {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
 )
+# Every answer carries the request's id (request_id.py); a client may offer its own.
+REQUEST_ID_PARAM = HeaderParam(
+    REQUEST_ID,
+    "An id for this request, echoed in the answer's X-Request-ID, its problem body and the logs. "
+    "One outside 1-128 characters of A-Z a-z 0-9 . _ : / + = - is replaced by a fresh one, not "
+    "refused.",
+    {"type": "string"},
+)
+REQUEST_ID_HEADER = {
+    REQUEST_ID: {
+        "description": "The request's id: the one the client sent when sane, else a fresh one",
+        "required": True,
+        "schema": {"type": "string", "pattern": SAFE_ID_PATTERN},
+    }
+}
 
 OPERATIONS = [
     Operation(
@@ -207,9 +224,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.description:
         spec["description"] = op.description
     parameters = [_path_param(name) for name in op.path_params]
-    parameters += [_header_param(header) for header in op.header_params]
-    if parameters:
-        spec["parameters"] = parameters
+    parameters += [_header_param(header) for header in (*op.header_params, REQUEST_ID_PARAM)]
+    spec["parameters"] = parameters
     if op.request_model:
         spec["requestBody"] = {
             "required": op.request_required,
@@ -234,11 +250,13 @@ def _responses(op: Operation) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": _ref(op.ok_model)}}
     if op.ok_text_type:
         ok["content"] = {op.ok_text_type: {"schema": {"type": "string"}}}
-    if op.ok_headers:
-        ok["headers"] = {
+    ok["headers"] = {
+        **REQUEST_ID_HEADER,
+        **{
             name: {"description": text, "schema": {"type": "string"}}
             for name, text in op.ok_headers.items()
-        }
+        },
+    }
     responses = {str(op.ok_status): ok}
     for status in sorted(set(op.problems) | (set() if op.public else set(CREDENTIALED))):
         responses[str(status)] = _problem(status)
@@ -249,12 +267,14 @@ def _problem(status: int) -> dict[str, Any]:
     problem: dict[str, Any] = {
         "description": PROBLEM_STATUSES[status],
         "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        "headers": {
+            **REQUEST_ID_HEADER,
+            **{
+                name: {"description": text, "required": True, "schema": _header_schema(name)}
+                for name, text in PROBLEM_HEADERS.get(status, {}).items()
+            },
+        },
     }
-    if headers := PROBLEM_HEADERS.get(status):
-        problem["headers"] = {
-            name: {"description": text, "required": True, "schema": _header_schema(name)}
-            for name, text in headers.items()
-        }
     return problem
 
 
@@ -277,10 +297,12 @@ def _openapi_self() -> dict[str, Any]:
     return {
         "summary": "This document",
         "security": [],
+        "parameters": [_header_param(REQUEST_ID_PARAM)],
         "responses": {
             "200": {
                 "description": "OpenAPI 3.1",
                 "content": {"application/json": {"schema": {"type": "object"}}},
+                "headers": REQUEST_ID_HEADER,
             }
         },
     }

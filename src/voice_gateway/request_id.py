@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-Request-ID"
 # Echoed ids end up in logs and headers: keep them short and free of anything a log could misread.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+SAFE_ID_PATTERN = r"^[A-Za-z0-9._:/+=-]{1,128}$"
+_SAFE_ID = re.compile(SAFE_ID_PATTERN)
 
 # The id of the request being served, for every log line written on its behalf. It is never
 # reset: uvicorn serves each request in a task of its own, and the id must outlive this
