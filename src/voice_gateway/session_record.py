@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import entropy
 
 SESSION_ID_PREFIX = "sess_"
 SessionSource = Literal["session", "token"]
@@ -68,11 +69,11 @@ def session_lifetime(hours: float) -> timedelta:
 
 def new_session_id() -> str:
     # 16 random bytes: 128 bits, 22 URL-safe characters.
-    return SESSION_ID_PREFIX + secrets.token_urlsafe(16)
+    return SESSION_ID_PREFIX + entropy.token_urlsafe(16)
 
 
 def new_token_session_id() -> str:
-    return str(uuid.uuid4())
+    return str(entropy.uuid4())
 
 
 def room_name_for(prefix: str, user_id: str, agent_id: str, session_id: str) -> str:

@@ -6,12 +6,11 @@ JS SDK sends and what Swift can decode), answered with 201 as LiveKit's docs ask
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import entropy
 from ..caller import Caller, CallerKind, caller_of, fill_own_identity, require_may_act_for
 from ..errors import FieldError, Forbidden
 from ..http_input import read_json_object, validate_as
@@ -29,7 +28,7 @@ async def issue_token(request: Request) -> Response:
     context = {"max_client_metadata_bytes": settings_of(request).max_client_metadata_bytes}
     body = validate_as(TokenRequest, data, context)
     # A service (or dev's anonymous caller) that names nobody gets a fresh identity.
-    identity = body.participant_identity or str(uuid.uuid4())
+    identity = body.participant_identity or str(entropy.uuid4())
     require_may_act_for(caller, identity, "participant_identity")
     ask = TokenAsk(
         identity=identity,
