@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import httpx
 from starlette.datastructures import Headers
@@ -70,7 +71,7 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        access: AccessControl = request.state.access
+        access = cast(AccessControl, scope["state"]["access"])
         try:
             caller = await access.admit(request.headers, client_address(scope))
         except GatewayError as exc:

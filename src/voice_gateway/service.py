@@ -303,7 +303,7 @@ def create_room_request(config: api.RoomConfiguration) -> api.CreateRoomRequest:
 async def open_session_service(
     settings: Settings, metrics: Metrics
 ) -> AsyncIterator[SessionService]:
-    """Everything the service needs for the app's lifetime: one LiveKitAPI, one thread limiter."""
+    """What the service needs for the app's lifetime: one pool to LiveKit, one thread limiter."""
     limiter = anyio.CapacityLimiter(settings.thread_limit)
     metrics.watch_thread_limiter(limiter)
     signer = TokenSigner(settings.livekit_api_key, settings.livekit_api_secret, limiter)

@@ -23,25 +23,6 @@ class AppState(TypedDict):
     readiness: Readiness
 
 
-def sessions_of(request: Request) -> SessionService:
-    return cast(SessionService, request.state.sessions)
-
-
-def settings_of(request: Request) -> Settings:
-    return cast(Settings, request.state.settings)
-
-
-def metrics_of(request: Request) -> Metrics:
-    return cast(Metrics, request.state.metrics)
-
-
-def drain_of(request: Request) -> Drain:
-    return cast(Drain, request.state.drain)
-
-
-def readiness_of(request: Request) -> Readiness:
-    return cast(Readiness, request.state.readiness)
-
-
-def access_of(request: Request) -> AccessControl:
-    return cast(AccessControl, request.state.access)
+def app_state(request: Request) -> AppState:
+    """The lifespan's state as this request sees it (typed by `AppState`, one accessor for all)."""
+    return cast(AppState, request.scope["state"])

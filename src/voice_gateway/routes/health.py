@@ -10,7 +10,7 @@ from ..errors import HttpProblem
 from ..models import HealthStatus
 from ..problems import problem_response
 from ..responses import model_response
-from ..state import drain_of, readiness_of
+from ..state import app_state
 
 SHUTTING_DOWN = HttpProblem(503, "shutting_down", "Not ready")
 
@@ -22,11 +22,11 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    if drain_of(request).started:
+    if app_state(request)["drain"].started:
         # Draining: tell load balancers to route elsewhere, whatever LiveKit says.
         return problem_response(request, SHUTTING_DOWN, "Not ready: the gateway is shutting down")
     # Shared and reused for a second (readiness.py): the path is public, LiveKit calls are not free.
-    failure = await readiness_of(request).failure()
+    failure = await app_state(request)["readiness"].failure()
     if failure is not None:
         # Not ready, whatever LiveKit's failure: 503 tells a load balancer to route elsewhere.
         not_ready = HttpProblem(503, failure.code, "Not ready")

@@ -7,11 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..state import metrics_of
+from ..state import app_state
 
 
 async def metrics(request: Request) -> Response:
-    return Response(metrics_of(request).exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(app_state(request)["metrics"].exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 routes = [Route("/metrics", metrics, methods=["GET"])]

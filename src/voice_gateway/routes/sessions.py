@@ -15,17 +15,17 @@ from ..http_input import read_json_object, room_name_of, validate_as
 from ..models import ParticipantView, SessionCreated, SessionRequest, SessionView
 from ..responses import NO_STORE, model_response
 from ..service import Idempotency, SessionDetails
-from ..state import sessions_of, settings_of
+from ..state import app_state
 
 
 async def create_session(request: Request) -> Response:
     caller = caller_of(request)
     data = await read_json_object(request)
     fill_own_identity(caller, data, "user_id")
-    context = {"max_session_hours": settings_of(request).max_session_hours}
+    context = {"max_session_hours": app_state(request)["settings"].max_session_hours}
     body = validate_as(SessionRequest, data, context)
     require_may_act_for(caller, body.user_id, "user_id")
-    created = await sessions_of(request).create_session(
+    created = await app_state(request)["sessions"].create_session(
         body.user_id, body.agent_id, body.session_duration_hours, idempotency_of(request)
     )
     response = SessionCreated(
@@ -40,13 +40,13 @@ async def create_session(request: Request) -> Response:
 
 async def get_session(request: Request) -> Response:
     may_act_for = caller_of(request).may_act_for
-    details = await sessions_of(request).get_session(room_name_of(request), may_act_for)
+    details = await app_state(request)["sessions"].get_session(room_name_of(request), may_act_for)
     return model_response(session_view(details))
 
 
 async def end_session(request: Request) -> Response:
     may_act_for = caller_of(request).may_act_for
-    await sessions_of(request).end_session(room_name_of(request), may_act_for)
+    await app_state(request)["sessions"].end_session(room_name_of(request), may_act_for)
     return Response(status_code=204)
 
 

@@ -17,7 +17,7 @@ from ..http_input import read_json_object, validate_as
 from ..models import TokenIssued, TokenRequest
 from ..responses import NO_STORE, model_response
 from ..room_config import parse_room_config
-from ..state import sessions_of, settings_of
+from ..state import app_state
 from ..token_sessions import TokenAsk
 
 
@@ -25,7 +25,9 @@ async def issue_token(request: Request) -> Response:
     caller = caller_of(request)
     data = await read_json_object(request)
     fill_own_identity(caller, data, "participant_identity")
-    context = {"max_client_metadata_bytes": settings_of(request).max_client_metadata_bytes}
+    context = {
+        "max_client_metadata_bytes": app_state(request)["settings"].max_client_metadata_bytes
+    }
     body = validate_as(TokenRequest, data, context)
     # A service (or dev's anonymous caller) that names nobody gets a fresh identity.
     identity = body.participant_identity or str(entropy.uuid4())
@@ -38,7 +40,7 @@ async def issue_token(request: Request) -> Response:
         metadata=body.participant_metadata or "",
         attributes=body.participant_attributes or {},
     )
-    issued = await sessions_of(request).issue_token(ask)
+    issued = await app_state(request)["sessions"].issue_token(ask)
     response = TokenIssued(
         server_url=issued.livekit_url,
         participant_token=issued.token,

@@ -16,14 +16,14 @@ from ..access import client_address
 from ..errors import WebhookRejected
 from ..models import WebhookAccepted
 from ..responses import model_response
-from ..state import access_of, sessions_of
+from ..state import app_state
 
 
 async def receive_webhook(request: Request) -> Response:
-    access, address = access_of(request), client_address(request.scope)
+    access, address = app_state(request)["access"], client_address(request.scope)
     await access.before_webhook(address)
     try:
-        received = await sessions_of(request).receive_webhook(
+        received = await app_state(request)["sessions"].receive_webhook(
             await request.body(), request.headers.get("authorization")
         )
     except WebhookRejected:
