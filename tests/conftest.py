@@ -21,9 +21,9 @@ import uvicorn
 from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp
 
-from voice_gateway.app import create_app
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
+from voice_gateway.web.app import create_app
 
 API_KEY = "test-key"
 API_SECRET = "test-secret-long-enough-for-hs256-0123456789"

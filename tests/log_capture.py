@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from voice_gateway.logs import LogFormat, log_handler
+from voice_gateway.ops.logs import LogFormat, log_handler
 
 
 class CapturedLogs:

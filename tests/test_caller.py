@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from voice_gateway.app import create_app
-from voice_gateway.caller import caller_of
+from voice_gateway.access.caller import caller_of
 from voice_gateway.errors import Unauthenticated
 from voice_gateway.settings import Settings
+from voice_gateway.web.app import create_app
 
 from .conftest import running_app
 from .test_session_validation import assert_problem

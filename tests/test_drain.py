@@ -9,9 +9,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from voice_gateway.app import create_app
-from voice_gateway.drain import Drain
 from voice_gateway.settings import Settings
+from voice_gateway.web.app import create_app
+from voice_gateway.web.middleware.drain import Drain
 
 from .conftest import create_session
 

@@ -7,7 +7,7 @@ import re
 import uuid
 import warnings
 
-from voice_gateway import entropy
+from voice_gateway import ids as entropy
 
 
 def test_tokens_are_urlsafe_and_never_repeat() -> None:

@@ -6,9 +6,9 @@ import anyio
 import httpx
 from pydantic import TypeAdapter
 
-from voice_gateway.access import PUBLIC_PATHS
-from voice_gateway.models import Problem, SessionCreated, SessionRequest
+from voice_gateway.access.control import PUBLIC_PATHS
 from voice_gateway.standin import StandIn
+from voice_gateway.web.models import Problem, SessionCreated, SessionRequest
 
 from .conftest import make_settings, running_gateway
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from voice_gateway.idempotency import SessionIds
+from voice_gateway.sessions.idempotency import SessionIds
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 

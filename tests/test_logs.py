@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voice_gateway.app import create_app
-from voice_gateway.logs import configure_logging
-from voice_gateway.request_id import current_request_id
+from voice_gateway.ops.logs import configure_logging
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
+from voice_gateway.web.app import create_app
+from voice_gateway.web.middleware.request_id import current_request_id
 
 from .conftest import API_SECRET, SESSION_BODY, create_session, make_settings, running_gateway
 from .log_capture import CapturedLogs, captured_logs

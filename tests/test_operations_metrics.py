@@ -8,7 +8,7 @@ import anyio
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from voice_gateway.metrics import Metrics
+from voice_gateway.ops.metrics import Metrics
 from voice_gateway.standin import StandIn
 
 from .conftest import create_session, make_settings, running_gateway

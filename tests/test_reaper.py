@@ -9,9 +9,9 @@ import anyio
 import httpx
 import pytest
 
-from voice_gateway.metrics import Metrics
-from voice_gateway.service import SessionService, open_session_service
-from voice_gateway.session_record import SessionRecord
+from voice_gateway.ops.metrics import Metrics
+from voice_gateway.sessions.record import SessionRecord
+from voice_gateway.sessions.service import SessionService, open_session_service
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 

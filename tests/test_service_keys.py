@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from voice_gateway.service_keys import ServiceKeys
+from voice_gateway.access.service_keys import ServiceKeys
 from voice_gateway.standin import StandIn, sign_webhook
 
 from .conftest import (

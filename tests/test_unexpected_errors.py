@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from voice_gateway.app import create_app
 from voice_gateway.settings import Settings
+from voice_gateway.web.app import create_app
 
 
 async def broken_handler(request: Request) -> Response:

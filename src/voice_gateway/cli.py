@@ -13,12 +13,12 @@ import anyio
 import uvicorn
 from pydantic import ValidationError
 
-from .app import create_app
 from .doctor import run_checks, settings_problems
-from .drain import Drain
-from .logs import LogFormat, configure_logging
-from .server import GatewayServer
+from .ops.logs import LogFormat, configure_logging
+from .ops.server import GatewayServer
 from .settings import Settings, describe_settings_error
+from .web.app import create_app
+from .web.middleware.drain import Drain
 
 STARTUP_FAILURE = 3  # uvicorn's own status for it
 DEV_API_KEY = "devkey"

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from livekit import api
 
+from .access.jwks import download_jwks
+from .access.rate_limits import check_store
+from .access.service_keys import HASHED_PREFIX
 from .errors import GatewayError
-from .jwks import download_jwks
-from .metrics import Metrics
-from .rate_limits import check_store
-from .service import SessionService, open_session_service
-from .service_keys import HASHED_PREFIX
+from .livekit.join_tokens import JoinGrant
+from .ops.metrics import Metrics
+from .sessions.service import SessionService, open_session_service
 from .settings import Settings
-from .tokens import JoinGrant
 
 MIN_SECRET_LENGTH = 32
 MIN_SERVICE_KEY_LENGTH = 16

@@ -1,0 +1,149 @@
+"""Log lines: JSON for machines under `serve`, one readable line each under `dev`.
+
+Standard-library logging on purpose: uvicorn, aiohttp and the LiveKit SDK already log through it,
+so one handler with one formatter shapes every line the process writes, ours and theirs alike.
+Each line carries the id of the request it was written for (see `request_id.current_request_id`).
+Lines are written by a thread of their own, so a slow reader of stderr never blocks the event loop;
+it wakes on a timer and writes a batch, so logging a line never wakes a thread (see LogWriter).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import logging.handlers
+import queue
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+from ..web.middleware.request_id import current_request_id
+
+LogFormat = Literal["json", "text"]
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+# What every LogRecord has; anything else on a record was passed by the caller as `extra`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# uvicorn adds a colourised copy of some messages; the plain message is enough.
+_DROPPED_EXTRAS = frozenset({"color_message"})
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the request being served, or "-" outside requests."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "request_id", None):
+            record.request_id = current_request_id.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(_extras(record))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class _HandOff(logging.handlers.QueueHandler):
+    """Queues records for the writer thread with the request id stamped (its filter runs here,
+    in the request's context) and the message and traceback rendered, the rest left as fields."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = copy.copy(record)
+        record.msg = record.message = record.getMessage()
+        record.args = None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RECORD_ATTRIBUTES and key not in _DROPPED_EXTRAS
+    }
+
+
+def log_handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
+    handler.addFilter(RequestIdFilter())
+    return handler
+
+
+class LogWriter:
+    """Writes queued records every `interval_s`, in batches.
+
+    The standard QueueListener blocks in `get()`, so every line logged on the loop wakes its thread,
+    which then competes with the loop for the GIL: the benchmark measured 150-400 us of extra
+    gateway CPU per request for one access line. Polling costs one wake-up per interval instead.
+    """
+
+    def __init__(
+        self,
+        records: queue.SimpleQueue[logging.LogRecord],
+        handler: logging.Handler,
+        interval_s: float = 0.05,
+    ) -> None:
+        self._records = records
+        self._handler = handler
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Writes out what is still queued, then ends the thread."""
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval_s):
+            self._write_queued()
+        self._write_queued()
+
+    def _write_queued(self) -> None:
+        while True:
+            try:
+                record = self._records.get_nowait()
+            except queue.Empty:
+                return
+            self._handler.handle(record)
+
+
+def configure_logging(log_format: LogFormat, level: str, stream: TextIO | None = None) -> LogWriter:
+    """Route every logger of the process (ours, uvicorn's, the SDK's) to one writer thread.
+    The caller stops the returned listener last, so it writes out what is still queued."""
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    hand_off = _HandOff(records)
+    hand_off.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(hand_off)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # Our access line replaces uvicorn's: it has the request id and the latency.
+    logging.getLogger("uvicorn.access").disabled = True
+    writer = LogWriter(records, log_handler(log_format, stream))
+    writer.start()
+    return writer

@@ -1,0 +1,78 @@
+"""uvicorn, driven by the gateway so that SIGTERM drains the process instead of cutting it off.
+
+On SIGTERM the gateway starts draining at once (`/readyz` answers 503, every answer closes its
+connection) but keeps its listener open for `VOICE_GATEWAY_SHUTDOWN_DELAY_S`, so a load balancer
+that polls readiness stops routing here before connections would be refused. Then uvicorn closes
+the listener and the idle connections, lets in-flight requests finish within the rest of
+`VOICE_GATEWAY_SHUTDOWN_GRACE_S`, runs the lifespan's shutdown (background tasks stop, the
+LiveKit client closes) and the process exits 0. SIGINT (Ctrl-C) skips the delay; a second signal
+of either kind stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+import uvicorn
+
+from ..web.middleware.drain import Drain
+
+logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class GatewayServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain: Drain, delay_s: float, grace_s: float):
+        super().__init__(config)
+        self._drain = drain
+        self._delay_s = delay_s
+        self._grace_s = grace_s
+        self._close_listener_at: float | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Replaces uvicorn's own: its first signal closes the listener at once, and after a
+        # graceful stop it raises the signal again, so the process would die of it (status 143)
+        # instead of exiting 0. Loop signal handlers also let the handler log safely.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        name = signal.Signals(sig).name
+        if self._drain.started:
+            logger.warning("%s again: stopping now, without waiting for requests", name)
+            self.should_exit = self.force_exit = True
+            return
+        delay_s = self._delay_s if sig == signal.SIGTERM else 0.0
+        self._drain.start()
+        self._close_listener_at = time.monotonic() + delay_s
+        # uvicorn annotates an int, but only hands it to asyncio.wait_for, which takes seconds.
+        self.config.timeout_graceful_shutdown = self._grace_s - delay_s  # type: ignore[assignment]
+        logger.info(
+            "%s: draining; /readyz answers 503, the listener closes in %g s, "
+            "requests in flight then have %g s more",
+            name,
+            delay_s,
+            self._grace_s - delay_s,
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._close_listener_at is not None and time.monotonic() >= self._close_listener_at:
+            self.should_exit = True
+        return await super().on_tick(counter)

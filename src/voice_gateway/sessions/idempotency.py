@@ -1,0 +1,108 @@
+"""Idempotent session creation, with no database: the session id is a keyed hash, LiveKit the store.
+
+`session_id = "sess_" + base64url(HMAC-SHA256(K, [caller, Idempotency-Key]))[:22]`, so every
+replica derives the same id for the same caller and key, and nobody without K can predict one.
+K is derived from the LiveKit API secret (HMAC as the KDF, with a label of its own): every replica
+already holds that secret and it never leaves the gateway, so idempotency needs no new setting
+and no new secret to distribute, while the label keeps this use apart from LiveKit's.
+
+The session's room name contains the user and agent, so a repeat with another user or agent would
+land in another room, where nothing records the first request. The request is therefore first
+*claimed* in a room named after the session id alone: LiveKit's CreateRoom is idempotent (an
+existing room is returned unchanged), so whichever replica creates the claim first fixes the
+request, and every later one reads it back and compares. The claim room is never joined;
+LiveKit closes it after its empty timeout, set a little past the session's end.
+
+DELETE marks the claim `ended` (the room stays), so a replay of the key answers 409 instead of
+creating the session room again. Deleting the claim would not do: a replay would claim afresh.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from datetime import datetime
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+from ..errors import FieldError, InvalidRequest
+from .record import SESSION_ID_PREFIX, SessionRecord
+
+HEADER = "Idempotency-Key"
+KDF_LABEL = b"voice-gateway/idempotency-key/v1"
+# Visible ASCII only: the key is hashed, never echoed, but a header value with controls is broken.
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# How long a claim outlives its session: a repeat after the session ended must not start anew
+# while the reaper has not yet deleted the old room.
+CLAIM_GRACE_S = 120
+MAX_EMPTY_TIMEOUT_S = 2**32 - 1  # a uint32 in LiveKit's CreateRoomRequest
+
+
+class Claim(BaseModel):
+    """What a claim room holds. Wrapped so its metadata never parses as a session record; the
+    nonce tells the replica whose CreateRoom made the claim from those that found it."""
+
+    idempotency_claim: SessionRecord
+    # Set by DELETE: the session is over for good, whatever a replay of its key asks.
+    ended: bool = False
+    nonce: str = Field(default_factory=lambda: secrets.token_urlsafe(12))
+
+
+class SessionIds:
+    """Derives session ids from a caller and an Idempotency-Key."""
+
+    def __init__(self, livekit_api_secret: SecretStr) -> None:
+        secret = livekit_api_secret.get_secret_value().encode()
+        self._key = hmac.new(secret, KDF_LABEL, hashlib.sha256).digest()
+
+    def session_id(self, caller: str, idempotency_key: str) -> str:
+        message = json.dumps([caller, idempotency_key]).encode()  # unambiguous framing
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return SESSION_ID_PREFIX + base64.urlsafe_b64encode(digest).decode()[:22]
+
+
+def checked_key(value: str) -> str:
+    if not _KEY_PATTERN.match(value):
+        problem = FieldError(HEADER, "must be 1-255 visible ASCII characters")
+        raise InvalidRequest(f"Invalid header: {HEADER}", field_errors=[problem])
+    return value
+
+
+def claim_room_name(prefix: str, session_id: str) -> str:
+    return f"{prefix}_claim_{session_id}"
+
+
+def stored_claim(metadata: str) -> Claim | None:
+    try:
+        return Claim.model_validate_json(metadata)
+    except ValidationError:
+        return None
+
+
+def ended_claim(record: SessionRecord) -> str:
+    """The metadata of a claim whose session was ended (its nonce is never compared again)."""
+    return Claim(idempotency_claim=record, ended=True).model_dump_json()
+
+
+def claim_empty_timeout(record: SessionRecord, now: datetime) -> int:
+    """Until a little past `expires_at`: LiveKit counts a never-joined room's empty timeout from
+    its creation, and UpdateRoomMetadata does not restart it, so an `ended` mark lasts at least as
+    long as the session's tokens could (and past `expires_at` a replay is refused anyway). Only once
+    the claim has closed, `CLAIM_GRACE_S` after `expires_at`, is the key forgotten: a replay then
+    starts a new session, with a new `expires_at`, as any unused key would.
+    """
+    seconds = (record.expires_at - now).total_seconds() + CLAIM_GRACE_S
+    return min(MAX_EMPTY_TIMEOUT_S, max(1, int(seconds)))
+
+
+def same_request(stored: SessionRecord, planned: SessionRecord) -> bool:
+    """Whether two records answer the same body: user, agent and length of the session."""
+    return (
+        stored.user_id == planned.user_id
+        and stored.agent_id == planned.agent_id
+        and stored.expires_at - stored.created_at == planned.expires_at - planned.created_at
+    )

@@ -1,0 +1,312 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models that validate and respond."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from .. import __version__
+from .middleware.request_id import HEADER as REQUEST_ID
+from .middleware.request_id import SAFE_ID_PATTERN
+from .models import (
+    ROOM_NAME_PATTERN,
+    HealthStatus,
+    Problem,
+    SessionCreated,
+    SessionRequest,
+    SessionView,
+    TokenIssued,
+    TokenRequest,
+    WebhookAccepted,
+    WebhookEvent,
+)
+
+PROBLEM_STATUSES = {
+    400: "The body is not a JSON object",
+    401: "No or bad credentials",
+    403: "The caller may not act for that user or session",
+    404: "No such session",
+    409: "The Idempotency-Key names a session that was ended; use a new key",
+    413: "The body is larger than VOICE_GATEWAY_MAX_BODY_BYTES",
+    422: "A field is invalid; `errors` names each one",
+    429: "Too many requests; see Retry-After",
+    502: "LiveKit answered an error",
+    503: "LiveKit (or the identity provider's JWKS) is unreachable",
+    504: "LiveKit did not answer within the deadline",
+}
+PROBLEM_HEADERS = {
+    401: {"WWW-Authenticate": 'A Bearer challenge (RFC 6750), e.g. `Bearer realm="voice-gateway"`'},
+    429: {"Retry-After": "Whole seconds until the limit allows another request"},
+}
+HEADER_PATTERNS = {"Retry-After": "^[0-9]+$"}
+LIVEKIT = (502, 503, 504)
+BODY = (400, 413, 422)
+# Every operation that needs credentials can also answer these (see access.py).
+CREDENTIALED = (401, 429, 503)
+BEARER = "bearerAuth"
+
+
+@dataclass(frozen=True)
+class HeaderParam:
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    ok_status: int
+    ok_model: type[BaseModel] | None
+    request_model: type[BaseModel] | None = None
+    problems: tuple[int, ...] = ()
+    path_params: tuple[str, ...] = ()
+    ok_headers: dict[str, str] = field(default_factory=dict)
+    ok_text_type: str | None = None  # a body that is text, not a model (the metrics)
+    public: bool = False  # needs no credentials; must match access.PUBLIC_PATHS
+    header_params: tuple[HeaderParam, ...] = ()
+    request_media_type: str = "application/json"
+    request_required: bool = True
+    description: str | None = None
+
+
+NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a bearer token"}
+IDEMPOTENCY_KEY = HeaderParam(
+    "Idempotency-Key",
+    "Repeating a request with the same key (and the same caller) answers with the same session "
+    "and a fresh token; the same key with another body is a 422 `idempotency_key_reused`, and "
+    "after the session was ended with DELETE a 409 `session_ended`",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+)
+# Every answer carries the request's id (request_id.py); a client may offer its own.
+REQUEST_ID_PARAM = HeaderParam(
+    REQUEST_ID,
+    "An id for this request, echoed in the answer's X-Request-ID, its problem body and the logs. "
+    "One outside 1-128 characters of A-Z a-z 0-9 . _ : / + = - is replaced by a fresh one, not "
+    "refused.",
+    {"type": "string"},
+)
+REQUEST_ID_HEADER = {
+    REQUEST_ID: {
+        "description": "The request's id: the one the client sent when sane, else a fresh one",
+        "required": True,
+        "schema": {"type": "string", "pattern": SAFE_ID_PATTERN},
+    }
+}
+
+OPERATIONS = [
+    Operation(
+        "post",
+        "/api/voice/session",
+        "Create a voice session: room, agent dispatch, token",
+        201,
+        SessionCreated,
+        SessionRequest,
+        (*BODY, 403, 409, *LIVEKIT),
+        ok_headers=NO_STORE_HEADER,
+        header_params=(IDEMPOTENCY_KEY,),
+    ),
+    Operation(
+        "post",
+        "/api/voice/token",
+        "LiveKit's standard token endpoint, for TokenSource.endpoint(url)",
+        201,
+        TokenIssued,
+        TokenRequest,
+        (*BODY, 403),
+        ok_headers=NO_STORE_HEADER,
+        request_required=False,  # TokenSource sends {} or nothing when given no options
+        description="No call to LiveKit: the room is created on first join from the token's "
+        "room configuration, which dispatches the agent and records the session. Without "
+        "`room_name`, every call gets a fresh room.",
+    ),
+    Operation(
+        "post",
+        "/api/voice/webhook",
+        "LiveKit webhooks, signature-verified",
+        200,
+        WebhookAccepted,
+        WebhookEvent,
+        (400, 401, 413, 429),
+        request_media_type="application/webhook+json",
+        public=True,  # LiveKit's signature is its credential
+        description="`Authorization` carries LiveKit's signature: a JWT (bare, as LiveKit sends "
+        "it) whose `sha256` claim is the body's hash. Unsigned, tampered or expired bodies get "
+        "401 and are not processed; each counts against the client address's limit, and an "
+        "address over it gets 429 before its webhook is verified.",
+    ),
+    Operation(
+        "get",
+        "/api/voice/session/{room_name}",
+        "The session held in a room",
+        200,
+        SessionView,
+        problems=(403, 404, 422, *LIVEKIT),
+        path_params=("room_name",),
+    ),
+    Operation(
+        "delete",
+        "/api/voice/session/{room_name}",
+        "End a session: delete its room",
+        204,
+        None,
+        problems=(403, 404, 422, *LIVEKIT),
+        path_params=("room_name",),
+    ),
+    Operation("get", "/healthz", "Liveness: the process serves", 200, HealthStatus, public=True),
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness: LiveKit answers and accepts our credentials, and no shutdown has begun",
+        200,
+        HealthStatus,
+        problems=(503,),
+        public=True,
+    ),
+    Operation(
+        "get",
+        "/metrics",
+        "Prometheus metrics: requests, LiveKit calls, sessions, thread limiter, event-loop lag",
+        200,
+        None,
+        ok_text_type="text/plain; version=0.0.4",
+        public=True,
+    ),
+]
+
+
+def build_openapi(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in operations:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
+    paths["/openapi.json"] = {"get": _openapi_self()}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "voice-gateway",
+            "version": __version__,
+            "description": "Hands out LiveKit voice sessions.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(operations),
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A service key, or the app's own end-user JWT",
+                }
+            },
+        },
+    }
+
+
+def _schemas(operations: list[Operation]) -> dict[str, Any]:
+    inputs = {op.request_model for op in operations if op.request_model}
+    outputs = {op.ok_model for op in operations if op.ok_model} | {Problem}
+    validation: JsonSchemaMode = "validation"
+    serialization: JsonSchemaMode = "serialization"
+    pairs = [(m, validation) for m in inputs] + [(m, serialization) for m in outputs]
+    _, schema = models_json_schema(
+        sorted(pairs, key=lambda p: p[0].__name__), ref_template="#/components/schemas/{model}"
+    )
+    return dict(schema.get("$defs", {}))
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
+    spec["security"] = [] if op.public else [{BEARER: []}]
+    if op.description:
+        spec["description"] = op.description
+    parameters = [_path_param(name) for name in op.path_params]
+    parameters += [_header_param(header) for header in (*op.header_params, REQUEST_ID_PARAM)]
+    spec["parameters"] = parameters
+    if op.request_model:
+        spec["requestBody"] = {
+            "required": op.request_required,
+            "content": {op.request_media_type: {"schema": _ref(op.request_model)}},
+        }
+    return spec
+
+
+def _header_param(header: HeaderParam) -> dict[str, Any]:
+    return {
+        "name": header.name,
+        "in": "header",
+        "required": False,
+        "description": header.description,
+        "schema": header.schema,
+    }
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": op.summary}
+    if op.ok_model:
+        ok["content"] = {"application/json": {"schema": _ref(op.ok_model)}}
+    if op.ok_text_type:
+        ok["content"] = {op.ok_text_type: {"schema": {"type": "string"}}}
+    ok["headers"] = {
+        **REQUEST_ID_HEADER,
+        **{
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in op.ok_headers.items()
+        },
+    }
+    responses = {str(op.ok_status): ok}
+    for status in sorted(set(op.problems) | (set() if op.public else set(CREDENTIALED))):
+        responses[str(status)] = _problem(status)
+    return responses
+
+
+def _problem(status: int) -> dict[str, Any]:
+    problem: dict[str, Any] = {
+        "description": PROBLEM_STATUSES[status],
+        "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        "headers": {
+            **REQUEST_ID_HEADER,
+            **{
+                name: {"description": text, "required": True, "schema": _header_schema(name)}
+                for name, text in PROBLEM_HEADERS.get(status, {}).items()
+            },
+        },
+    }
+    return problem
+
+
+def _header_schema(name: str) -> dict[str, str]:
+    pattern = HEADER_PATTERNS.get(name)
+    return {"type": "string", "pattern": pattern} if pattern else {"type": "string"}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": ROOM_NAME_PATTERN},
+        "description": "A session's room name, as POST /api/voice/session returned it",
+    }
+
+
+def _openapi_self() -> dict[str, Any]:
+    return {
+        "summary": "This document",
+        "security": [],
+        "parameters": [_header_param(REQUEST_ID_PARAM)],
+        "responses": {
+            "200": {
+                "description": "OpenAPI 3.1",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+                "headers": REQUEST_ID_HEADER,
+            }
+        },
+    }
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
