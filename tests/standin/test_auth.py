@@ -8,9 +8,8 @@ import httpx
 import pytest
 from livekit.api import CreateRoomRequest, ListParticipantsRequest, LiveKitAPI, ServerError
 
+from tests.support.twirp import CREATE, LIST, TWIRP, admin, bearer, mint
 from voice_gateway.standin import StandIn
-
-from .conftest import CREATE, LIST, TWIRP, admin, bearer, mint
 
 LIST_ROOMS = f"{TWIRP}ListRooms"
 

@@ -9,9 +9,8 @@ import aiohttp
 import pytest
 from livekit.api import CreateRoomRequest, ListRoomsRequest, LiveKitAPI, ServerError
 
+from tests.support.twirp import API_KEY, API_SECRET
 from voice_gateway.standin import StandIn
-
-from .conftest import API_KEY, API_SECRET
 
 
 async def test_latency_delays_every_call(lk: LiveKitAPI, standin: StandIn) -> None:

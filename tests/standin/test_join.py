@@ -9,9 +9,8 @@ from datetime import timedelta
 import pytest
 from livekit import api
 
+from tests.support.twirp import API_KEY, API_SECRET
 from voice_gateway.standin import JoinRefused, StandIn
-
-from .conftest import API_KEY, API_SECRET
 
 
 def join_token(

@@ -12,9 +12,8 @@ import httpx
 import pytest
 from livekit.api import CreateRoomRequest, LiveKitAPI
 
+from tests.support.twirp import API_KEY, API_SECRET
 from voice_gateway.standin import StandIn
-
-from .conftest import API_KEY, API_SECRET
 
 
 async def test_in_loop_mode_serves_in_the_callers_own_loop() -> None:

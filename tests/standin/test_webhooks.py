@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.support.gateway import serving
+from tests.support.polling import wait_until
+from tests.support.twirp import API_KEY, API_SECRET
 from voice_gateway.standin import StandIn, WebhookDelivery
-
-from ..conftest import serving, wait_until
-from .conftest import API_KEY, API_SECRET
 
 
 @dataclass

@@ -8,9 +8,8 @@ import httpx
 import pytest
 from livekit.api import CreateRoomRequest, ListRoomsResponse, Room
 
+from tests.support.twirp import CREATE, LIST, TWIRP, bearer
 from voice_gateway.standin import StandIn
-
-from .conftest import CREATE, LIST, TWIRP, bearer
 
 
 async def create_json(http: httpx.AsyncClient, body: Any) -> httpx.Response:

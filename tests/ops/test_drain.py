@@ -1,0 +1,63 @@
+"""What draining changes in the app: readiness says 503, answers close their connections,
+everything else is still served."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from tests.support.gateway import create_session
+from voice_gateway.settings import Settings
+from voice_gateway.web.app import create_app
+from voice_gateway.web.middleware.drain import Drain
+
+
+@pytest.fixture
+def drain() -> Drain:
+    return Drain()
+
+
+@pytest.fixture
+async def gateway(settings: Settings, drain: Drain) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, drain)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+async def test_readyz_is_503_once_draining(gateway: httpx.AsyncClient, drain: Drain) -> None:
+    assert (await gateway.get("/readyz")).status_code == 200
+
+    drain.start()
+    response = await gateway.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "shutting_down"
+
+
+async def test_healthz_stays_200_while_draining(gateway: httpx.AsyncClient, drain: Drain) -> None:
+    drain.start()
+
+    assert (await gateway.get("/healthz")).status_code == 200
+
+
+async def test_sessions_are_still_created_while_draining(
+    gateway: httpx.AsyncClient, drain: Drain
+) -> None:
+    drain.start()
+
+    assert (await create_session(gateway)).status_code == 201
+
+
+async def test_answers_close_their_connection_while_draining(
+    gateway: httpx.AsyncClient, drain: Drain
+) -> None:
+    assert "connection" not in (await gateway.get("/healthz")).headers
+
+    drain.start()
+
+    assert (await gateway.get("/healthz")).headers["connection"] == "close"

@@ -1,0 +1,167 @@
+"""The expiry reaper: expired sessions' rooms are deleted; nothing else ever is."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import anyio
+import httpx
+import pytest
+
+from tests.support.gateway import create_session, make_settings, running_gateway
+from tests.support.polling import wait_until
+from tests.support.records import session_record
+from voice_gateway.ops.metrics import Metrics
+from voice_gateway.sessions.service import SessionService, open_session_service
+from voice_gateway.settings import Settings
+from voice_gateway.standin import StandIn
+
+ONE_SECOND = 1 / 3600
+PAST = datetime(2020, 1, 1, tzinfo=UTC)
+TOKEN_ID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+
+
+def expired_record(**fields: object) -> str:
+    return session_record(PAST, **({"session_id": "sess_old"} | fields)).to_metadata()
+
+
+@pytest.fixture
+def fast(standin: StandIn) -> Settings:
+    return make_settings(standin, reaper_interval_s=0.05)
+
+
+async def passes(client: httpx.AsyncClient) -> float:
+    """How many passes the gateway's reaper finished, from its metrics."""
+    prefix = 'voice_gateway_reaper_sweeps_total{outcome="ok"} '
+    text = (await client.get("/metrics")).text
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+
+
+async def after_passes(client: httpx.AsyncClient, count: int) -> None:
+    start = await passes(client)
+    with anyio.fail_after(5):
+        while await passes(client) < start + count:  # noqa: ASYNC110  # read over HTTP
+            await anyio.sleep(0.05)
+
+
+def test_the_reaper_runs_every_thirty_seconds_by_default(settings: Settings) -> None:
+    assert settings.reaper_interval_s == 30
+
+
+async def test_an_expired_session_room_is_deleted(fast: Settings, standin: StandIn) -> None:
+    async with running_gateway(fast) as client:
+        room_name = (await create_session(client, session_duration_hours=ONE_SECOND)).json()[
+            "room_name"
+        ]
+        assert standin.has_room(room_name)
+
+        await wait_until(lambda: not standin.has_room(room_name))
+
+
+async def test_an_expired_session_is_counted_as_ended_expired(
+    fast: Settings, standin: StandIn
+) -> None:
+    async with running_gateway(fast) as client:
+        room_name = (await create_session(client, session_duration_hours=ONE_SECOND)).json()[
+            "room_name"
+        ]
+        await wait_until(lambda: not standin.has_room(room_name))
+
+        metrics = (await client.get("/metrics")).text
+
+    assert 'voice_gateway_sessions_ended_total{reason="expired"} 1.0' in metrics
+
+
+async def test_a_session_that_has_not_expired_is_left_alone(
+    fast: Settings, standin: StandIn
+) -> None:
+    async with running_gateway(fast) as client:
+        room_name = (await create_session(client, session_duration_hours=1)).json()["room_name"]
+        await after_passes(client, 3)
+
+        assert standin.has_room(room_name)
+
+
+async def test_an_expired_token_session_room_is_deleted_too(
+    fast: Settings, standin: StandIn
+) -> None:
+    room_name = f"foundry_{TOKEN_ID}"
+    standin.create_room(room_name, metadata=expired_record(session_id=TOKEN_ID, source="token"))
+
+    async with running_gateway(fast):
+        await wait_until(lambda: not standin.has_room(room_name))
+
+
+@pytest.mark.parametrize(
+    ("room_name", "metadata"),
+    [
+        ("foundry_nate_pm-agent_sess_old", ""),  # a gateway-shaped name without a record
+        ("foundry_nate_pm-agent_sess_old", "not json"),
+        ("foundry_someone_else", expired_record()),  # a record naming another room
+        ("acme_nate_pm-agent_sess_old", expired_record()),  # another gateway's prefix
+        (f"foundry_{TOKEN_ID}", expired_record(session_id=TOKEN_ID)),  # wrong shape for source
+        ("foundry_claim_sess_old", '{"idempotency_claim": ' + expired_record() + "}"),
+    ],
+)
+async def test_rooms_that_are_not_the_gateways_sessions_are_never_touched(
+    fast: Settings, standin: StandIn, room_name: str, metadata: str
+) -> None:
+    standin.create_room(room_name, metadata=metadata)
+    async with running_gateway(fast) as client:
+        await after_passes(client, 3)
+
+    assert standin.has_room(room_name)
+    standin.state.store.delete_room(room_name)
+
+
+async def test_a_room_another_replica_deleted_first_is_not_an_error(
+    settings: Settings, standin: StandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    standin.create_room("foundry_nate_pm-agent_sess_old", metadata=expired_record())
+    deletes_before = standin.requests_count("DeleteRoom")
+    ended: list[int] = []
+
+    async def sweep(sessions: SessionService) -> None:
+        ended.append(await sessions.end_expired_sessions())
+
+    async with (
+        open_session_service(settings, Metrics()) as one,
+        open_session_service(settings, Metrics()) as two,
+    ):
+        # Both passes list the room before either deletes it: the slower delete finds it gone.
+        standin.set_latency(0.1)
+        with caplog.at_level(logging.INFO, logger="voice_gateway"):
+            async with anyio.create_task_group() as replicas:
+                replicas.start_soon(sweep, one)
+                replicas.start_soon(sweep, two)
+
+    assert sorted(ended) == [0, 1]
+    assert standin.requests_count("DeleteRoom") - deletes_before == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_pass_with_livekit_down_fails_quietly_and_the_next_one_works(
+    settings: Settings, standin: StandIn
+) -> None:
+    standin.create_room("foundry_nate_pm-agent_sess_old", metadata=expired_record())
+    metrics = Metrics()
+    async with open_session_service(settings, metrics) as sessions:
+        standin.refuse_connections()
+        assert await sessions.end_expired_sessions() == 0
+        standin.accept_connections()
+        assert await sessions.end_expired_sessions() == 1
+
+    assert metrics.reaper_sweeps.labels("failed")._value.get() == 1
+
+
+async def test_the_reaper_stops_with_the_app_even_mid_call(
+    fast: Settings, standin: StandIn
+) -> None:
+    with anyio.fail_after(5):  # a reaper that outlived its lifespan would hang the shutdown
+        async with running_gateway(fast):
+            await wait_until(lambda: standin.requests_count("ListRooms") > 0)
+            standin.hang()  # the next pass waits on LiveKit until cancelled
+            calls = standin.requests_count("ListRooms")
+            await wait_until(lambda: standin.requests_count("ListRooms") > calls)
+    standin.clear_faults()

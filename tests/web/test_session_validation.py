@@ -1,0 +1,145 @@
+"""Bad input to POST /api/voice/session: a clear 4xx problem, never a 500, nothing created."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.gateway import SESSION_BODY, make_settings, running_gateway
+from tests.support.problems import assert_problem, field_names
+from voice_gateway.standin import StandIn
+
+
+@pytest.mark.parametrize("raw", [b"{", b"not json", b'{"user_id": "nate",}', b"\xff\xfe\x00"])
+async def test_a_body_that_is_not_json_is_a_400(client: httpx.AsyncClient, raw: bytes) -> None:
+    response = await client.post(
+        "/api/voice/session", content=raw, headers={"Content-Type": "application/json"}
+    )
+
+    assert "not valid JSON" in assert_problem(response, 400, "invalid_request")["detail"]
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'"nate"', b"42", b"null"])
+async def test_json_that_is_not_an_object_is_a_400(client: httpx.AsyncClient, raw: bytes) -> None:
+    response = await client.post("/api/voice/session", content=raw)
+
+    assert_problem(response, 400, "invalid_request")
+
+
+async def test_every_invalid_field_is_named(client: httpx.AsyncClient) -> None:
+    body = {"user_id": "", "agent_id": "PM Agent", "session_duration_hours": -1}
+    response = await client.post("/api/voice/session", json=body)
+
+    problem = assert_problem(response, 422, "invalid_request")
+    assert set(field_names(response)) == {"user_id", "agent_id", "session_duration_hours"}
+    assert "user_id" in problem["detail"]
+
+
+async def test_missing_required_fields_are_named(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/voice/session", json={})
+
+    assert_problem(response, 422, "invalid_request")
+    assert set(field_names(response)) == {"user_id", "agent_id"}
+
+
+async def test_an_unknown_field_is_refused_rather_than_ignored(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/voice/session", json=SESSION_BODY | {"duration": 3})
+
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == ["duration"]
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["a" * 129, "nate smith", "nate\n", "nate\x00", "näte", "../etc", "nate/1", "na%2Fte", "😀"],
+)
+async def test_user_ids_outside_the_alphabet_or_length_are_refused(
+    client: httpx.AsyncClient, user_id: str
+) -> None:
+    response = await client.post("/api/voice/session", json=SESSION_BODY | {"user_id": user_id})
+
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == ["user_id"]
+
+
+@pytest.mark.parametrize("agent_id", ["a" * 65, "PM-Agent", "pm.agent", "pm agent", ""])
+async def test_agent_ids_outside_the_alphabet_or_length_are_refused(
+    client: httpx.AsyncClient, agent_id: str
+) -> None:
+    response = await client.post("/api/voice/session", json=SESSION_BODY | {"agent_id": agent_id})
+
+    assert field_names(response) == ["agent_id"]
+
+
+async def test_longest_valid_ids_are_accepted(client: httpx.AsyncClient) -> None:
+    body = {"user_id": "U" * 128, "agent_id": "a" * 64}
+    response = await client.post("/api/voice/session", json=body)
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("hours", [0, -0.5, "2", True, None, [], {}])
+async def test_duration_must_be_a_positive_number(client: httpx.AsyncClient, hours: object) -> None:
+    body = SESSION_BODY | {"session_duration_hours": hours}
+    response = await client.post("/api/voice/session", json=body)
+
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == ["session_duration_hours"]
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+async def test_non_finite_numbers_are_refused_naming_the_field(
+    client: httpx.AsyncClient, literal: bytes
+) -> None:
+    raw = b'{"user_id": "nate", "agent_id": "pm-agent", "session_duration_hours": ' + literal + b"}"
+    response = await client.post("/api/voice/session", content=raw)
+
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == ["session_duration_hours"]
+
+
+async def test_duration_above_the_configured_maximum_is_refused(standin: StandIn) -> None:
+    async with running_gateway(make_settings(standin, max_session_hours=4)) as client:
+        accepted = await client.post(
+            "/api/voice/session", json=SESSION_BODY | {"session_duration_hours": 4}
+        )
+        refused = await client.post(
+            "/api/voice/session", json=SESSION_BODY | {"session_duration_hours": 4.01}
+        )
+
+    assert accepted.status_code == 201
+    assert_problem(refused, 422, "invalid_request")
+    assert "at most 4 hours" in refused.json()["errors"][0]["message"]
+
+
+async def test_default_maximum_is_24_hours(client: httpx.AsyncClient) -> None:
+    body = SESSION_BODY | {"session_duration_hours": 24.5}
+    response = await client.post("/api/voice/session", json=body)
+
+    assert field_names(response) == ["session_duration_hours"]
+
+
+async def test_invalid_input_creates_no_room(client: httpx.AsyncClient, standin: StandIn) -> None:
+    before = standin.requests_count("CreateRoom")
+    await client.post("/api/voice/session", json={"user_id": "bad id", "agent_id": "x"})
+
+    assert standin.requests_count("CreateRoom") == before
+
+
+async def test_input_values_are_not_echoed_in_errors(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/voice/session", json=SESSION_BODY | {"user_id": "s3cr3t!"})
+
+    assert "s3cr3t" not in response.text
+
+
+async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/voice/nothing-here")
+
+    assert_problem(response, 404, "not_found")
+
+
+async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
+    response = await client.put("/api/voice/session", json=SESSION_BODY)
+
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["allow"]
