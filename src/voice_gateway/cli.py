@@ -10,15 +10,13 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import anyio
-import uvicorn
 from pydantic import ValidationError
 
 from .doctor import run_checks, settings_problems
 from .ops.logs import LogFormat, configure_logging
-from .ops.server import GatewayServer
+from .ops.server import serve_until_stopped
 from .settings import Settings, describe_settings_error
 from .web.app import create_app
-from .web.middleware.drain import Drain
 
 STARTUP_FAILURE = 3  # uvicorn's own status for it
 DEV_API_KEY = "devkey"
@@ -129,44 +127,10 @@ def load_settings(**overrides: Any) -> Settings:
 def _run_gateway(settings: Settings, host: str, port: int, log_format: LogFormat) -> None:
     log_writer = configure_logging(log_format, settings.log_level)
     try:
-        _serve_until_stopped(settings, host, port)
+        if not serve_until_stopped(create_app, settings, host, port):
+            sys.exit(STARTUP_FAILURE)  # uvicorn has logged why (port taken, lifespan failed)
     finally:
         log_writer.stop()  # writes out the lines still queued
-
-
-def _serve_until_stopped(settings: Settings, host: str, port: int) -> None:
-    drain = Drain()
-    config = server_config(settings, host, port, drain)
-    server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
-    server.run()
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)  # uvicorn has logged why (port taken, lifespan failed)
-
-
-def server_config(
-    settings: Settings, host: str, port: int, drain: Drain | None = None
-) -> uvicorn.Config:
-    """How uvicorn serves the app. One worker per process: scale with replicas, each with its own
-    LiveKit client and limiter.
-
-    The client address (rate limits, logs) is the TCP peer. `X-Forwarded-For` is believed only from
-    the proxies in VOICE_GATEWAY_TRUSTED_PROXIES; with none set, uvicorn's proxy-header handling
-    is off entirely (its own default would trust 127.0.0.1, or $FORWARDED_ALLOW_IPS).
-    """
-    trusted = settings.trusted_proxies
-    return uvicorn.Config(
-        create_app(settings, drain),
-        host=host,
-        port=port,
-        workers=1,
-        server_header=False,
-        access_log=False,  # the gateway writes its own access line, with the request id
-        log_config=None,  # configure_logging already routed uvicorn's loggers
-        log_level=settings.log_level,
-        reset_contextvars=True,  # each request starts from a clean context
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=",".join(trusted) if trusted else None,
-    )
 
 
 def _exit_with(message: str) -> NoReturn:

@@ -12,9 +12,9 @@ from .access.jwks import download_jwks
 from .access.rate_limits import check_store
 from .access.service_keys import HASHED_PREFIX
 from .errors import GatewayError
+from .livekit.clients import LiveKit, open_livekit
 from .livekit.join_tokens import JoinGrant
 from .ops.metrics import Metrics
-from .sessions.service import SessionService, open_session_service
 from .settings import Settings
 
 MIN_SECRET_LENGTH = 32
@@ -75,8 +75,8 @@ async def run_checks(settings: Settings) -> list[tuple[bool, str]]:
     results = [(False, problem) for problem in problems]
     if settings.authentication_configured:
         results.append((True, describe_authentication(settings)))
-    async with open_session_service(settings, Metrics()) as sessions:
-        for check in (*_livekit_checks(sessions), *_access_checks(settings)):
+    async with open_livekit(settings, Metrics()) as livekit:
+        for check in (*_livekit_checks(livekit), *_access_checks(settings)):
             results.append(await _outcome(check))
     return results
 
@@ -101,10 +101,10 @@ async def _outcome(check: Check) -> tuple[bool, str]:
         return False, f"{check.__doc__} failed: {type(exc).__name__}."
 
 
-def _livekit_checks(sessions: SessionService) -> list[Check]:
+def _livekit_checks(livekit: LiveKit) -> list[Check]:
     async def reach_livekit() -> str:
         """Reaching LiveKit"""
-        await sessions.check_livekit()
+        await livekit.rooms.check_access()
         return "LiveKit answers and accepts the API key and secret."
 
     async def mint_and_verify_token() -> str:
@@ -112,7 +112,8 @@ def _livekit_checks(sessions: SessionService) -> list[Check]:
         now = datetime.now(UTC).replace(microsecond=0)
         expiry = now + timedelta(minutes=1)
         grant = JoinGrant("doctor", "voice-gateway-doctor", api.RoomConfiguration(), now, expiry)
-        claims = await sessions.signer.verify(await sessions.signer.sign(grant))
+        signer = livekit.join_tokens
+        claims = await signer.verify(await signer.sign(grant))
         if claims.identity != "doctor":
             raise GatewayError("A test token did not verify with the configured secret")
         return "A test join token was minted and verified with the configured secret."

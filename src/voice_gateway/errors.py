@@ -1,13 +1,30 @@
-"""Domain errors and how each maps to HTTP (status, stable code, title).
+"""The gateway's domain errors. Everything below `web/` raises these and nothing else; `web/`
+renders each as problem+json (`web/problems.py` holds the status and title of each), so no layer
+under it knows HTTP. Each error has a stable machine word, its `code`.
 
-The service layer raises these; the HTTP layer turns them into RFC 9457 problem+json bodies. They
-carry no Starlette types so the service layer stays free of the web framework.
+    GatewayError
+    ├── RequestError                   the request itself is wrong
+    │   ├── MalformedRequest           invalid_request: the body is not a JSON object
+    │   ├── InvalidRequest             invalid_request: a field (named in field_errors) is wrong
+    │   │   └── IdempotencyConflict    idempotency_key_reused
+    │   └── PayloadTooLarge            payload_too_large
+    ├── Unauthenticated                unauthenticated: no or bad credentials
+    │   └── WebhookRejected            unauthenticated: a webhook's signature does not hold
+    ├── Forbidden                      forbidden: the caller may not act for that user or room
+    ├── SessionNotFound                session_not_found
+    ├── SessionEnded                   session_ended: an Idempotency-Key of a deleted session
+    ├── TooManyRequests                rate_limited
+    └── UpstreamError                  a service the gateway depends on failed
+        ├── LiveKitError               livekit_error: LiveKit answered with an error
+        ├── LiveKitUnavailable         livekit_unavailable: LiveKit could not be reached
+        ├── LiveKitTimeout             livekit_timeout: LiveKit missed the deadline
+        └── IdentityProviderUnavailable  identity_provider_unavailable: its JWKS is unreachable
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -19,108 +36,89 @@ class FieldError:
 
 
 class GatewayError(Exception):
-    status: int = 500
     code: str = "internal_error"
-    title: str = "Internal error"
 
-    def __init__(
-        self,
-        detail: str,
-        *,
-        field_errors: Sequence[FieldError] = (),
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, detail: str, *, field_errors: Sequence[FieldError] = ()) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field_errors = tuple(field_errors)
-        self.headers = dict(headers or {})
 
 
-class MalformedRequest(GatewayError):
-    status, code, title = 400, "invalid_request", "Malformed request"
+class RequestError(GatewayError):
+    code = "invalid_request"
 
 
-class InvalidRequest(GatewayError):
-    status, code, title = 422, "invalid_request", "Invalid request"
+class MalformedRequest(RequestError):
+    pass
+
+
+class InvalidRequest(RequestError):
+    pass
+
+
+class IdempotencyConflict(InvalidRequest):
+    code = "idempotency_key_reused"
+
+
+class PayloadTooLarge(RequestError):
+    code = "payload_too_large"
 
 
 class Unauthenticated(GatewayError):
-    status, code, title = 401, "unauthenticated", "Authentication required"
+    """`challenge` is what the caller should present (an RFC 6750 Bearer challenge)."""
+
+    code = "unauthenticated"
+
+    def __init__(self, detail: str, challenge: str = 'Bearer realm="voice-gateway"') -> None:
+        super().__init__(detail)
+        self.challenge = challenge
 
 
 class WebhookRejected(Unauthenticated):
     """A webhook whose signature does not hold: `reason` is unsigned, invalid or stale."""
 
-    title = "Webhook signature rejected"
-
     def __init__(self, detail: str, reason: str) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="livekit-webhook"'})
+        super().__init__(detail, challenge='Bearer realm="livekit-webhook"')
         self.reason = reason
 
 
 class Forbidden(GatewayError):
-    status, code, title = 403, "forbidden", "Forbidden"
+    code = "forbidden"
 
 
-class IdempotencyConflict(GatewayError):
-    status, code, title = (
-        422,
-        "idempotency_key_reused",
-        "Idempotency-Key reused with another request",
-    )
+class SessionNotFound(GatewayError):
+    code = "session_not_found"
 
 
 class SessionEnded(GatewayError):
     """A replayed Idempotency-Key whose session was ended with DELETE: ending it is final."""
 
-    status, code, title = 409, "session_ended", "Session ended"
-
-
-class SessionNotFound(GatewayError):
-    status, code, title = 404, "session_not_found", "Session not found"
-
-
-class PayloadTooLarge(GatewayError):
-    status, code, title = 413, "payload_too_large", "Request body too large"
+    code = "session_ended"
 
 
 class TooManyRequests(GatewayError):
-    status, code, title = 429, "rate_limited", "Too many requests"
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
-class LiveKitError(GatewayError):
-    status, code, title = 502, "livekit_error", "LiveKit answered with an error"
+class UpstreamError(GatewayError):
+    pass
 
 
-class LiveKitUnavailable(GatewayError):
-    status, code, title = 503, "livekit_unavailable", "LiveKit is unavailable"
+class LiveKitError(UpstreamError):
+    code = "livekit_error"
 
 
-class LiveKitTimeout(GatewayError):
-    status, code, title = 504, "livekit_timeout", "LiveKit did not answer in time"
+class LiveKitUnavailable(UpstreamError):
+    code = "livekit_unavailable"
 
 
-class IdentityProviderUnavailable(GatewayError):
-    status, code, title = 503, "identity_provider_unavailable", "Identity provider unavailable"
+class LiveKitTimeout(UpstreamError):
+    code = "livekit_timeout"
 
 
-@dataclass(frozen=True)
-class HttpProblem:
-    """A problem the HTTP layer itself detects (no route, wrong method), in the same shape."""
-
-    status: int
-    code: str
-    title: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-HTTP_PROBLEMS = {
-    404: HttpProblem(404, "not_found", "Not found"),
-    405: HttpProblem(405, "method_not_allowed", "Method not allowed"),
-    413: HttpProblem(413, "payload_too_large", "Request body too large"),
-}
-
-
-def problem_type(code: str) -> str:
-    """A stable URI per error code (RFC 9457 `type`)."""
-    return f"urn:voice-gateway:problem:{code}"
+class IdentityProviderUnavailable(UpstreamError):
+    code = "identity_provider_unavailable"

@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .vocabulary import AGENT_ID_PATTERN, BEARER_TOKEN_PATTERN, ROOM_PREFIX_PATTERN
+
 ENV_PREFIX = "VOICE_GATEWAY_"
 
 # LiveKit's own variable names, shared with every LiveKit tool; everything else carries the prefix.
@@ -36,7 +38,7 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 _SHA256_ENTRY = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
-_BEARER_TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750: what a Bearer header can carry
+_BEARER_TOKEN = re.compile(rf"^{BEARER_TOKEN_PATTERN}$")
 
 
 class Settings(BaseSettings):
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
         min_length=1, validation_alias=AliasChoices("LIVEKIT_API_SECRET", "livekit_api_secret")
     )
     public_livekit_url: str | None = None
-    room_prefix: str = Field("foundry", pattern=r"^[A-Za-z0-9-]{1,32}$")
+    room_prefix: str = Field("foundry", pattern=ROOM_PREFIX_PATTERN)
     livekit_timeout_s: float = Field(5.0, gt=0, le=300)
     livekit_max_connections: int = Field(1024, ge=1)
     thread_limit: int = Field(40, ge=1, le=1024)
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
     # refetch loop; 15 minutes is what LiveKit's own starters use.
     token_ttl_s: int = Field(900, ge=120, le=24 * 3600)
     token_session_hours: float = Field(1.0, gt=0, le=24 * 30)
-    default_agent: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,64}$")
+    default_agent: str | None = Field(None, pattern=AGENT_ID_PATTERN)
     max_client_metadata_bytes: int = Field(4096, ge=0, le=65536)
     reaper_interval_s: float = Field(30.0, gt=0, le=3600)
 

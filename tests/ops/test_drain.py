@@ -10,9 +10,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.support.gateway import create_session
+from voice_gateway.ops.drain import Drain
 from voice_gateway.settings import Settings
 from voice_gateway.web.app import create_app
-from voice_gateway.web.middleware.drain import Drain
 
 
 @pytest.fixture

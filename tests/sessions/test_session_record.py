@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.records import session_record
-from voice_gateway.sessions.record import SessionRecord, record_of, token_session_id_of
+from voice_gateway.sessions.record import SessionRecord, record_of
+from voice_gateway.vocabulary import token_session_id_of
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 TOKEN_ID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"

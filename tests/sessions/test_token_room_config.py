@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.gateway import make_settings, running_gateway
 from tests.support.join_tokens import TOKEN, claims_of
+from tests.support.problems import assert_problem
 from voice_gateway.standin import StandIn
 
 PM_AGENT = {"agents": [{"agent_name": "pm-agent"}]}
@@ -43,12 +44,14 @@ async def test_camel_case_room_config_is_read_too(guarded: httpx.AsyncClient) ->
     assert [agent["agentName"] for agent in agents_in(response)] == ["pm-agent"]
 
 
-async def test_an_agent_outside_the_allowlist_is_forbidden(guarded: httpx.AsyncClient) -> None:
+async def test_an_agent_outside_the_allowlist_is_an_invalid_request_as_on_session_create(
+    guarded: httpx.AsyncClient,
+) -> None:
     response = await ask(guarded, {"agents": [{"agent_name": "root-agent"}]})
 
-    assert response.status_code == 403
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"][0]["field"] == "room_config.agents.0.agent_name"
+    body = assert_problem(response, 422, "invalid_request")
+    assert body["errors"][0]["field"] == "room_config.agents.0.agent_name"
+    assert body["errors"][0]["message"] == "is not an agent this gateway dispatches"
 
 
 async def test_any_agent_is_allowed_when_the_allowlist_is_empty(

@@ -1,4 +1,4 @@
-"""The gateway as `serve` runs it (uvicorn, `cli.server_config`), in a thread, on a free port.
+"""The gateway as `serve` runs it (uvicorn, `ops.server.server_config`), in a thread.
 
 For what only a real server shows: raw sockets, and how uvicorn sets the client address.
 """
@@ -13,8 +13,9 @@ from contextlib import contextmanager
 import uvicorn
 
 from tests.support.processes import bound_listener
-from voice_gateway.cli import server_config
+from voice_gateway.ops.server import server_config
 from voice_gateway.settings import Settings
+from voice_gateway.web.app import create_app
 
 HOST = "127.0.0.1"
 
@@ -23,7 +24,7 @@ HOST = "127.0.0.1"
 def live_gateway(settings: Settings, host: str = HOST) -> Iterator[tuple[str, int]]:
     listener = bound_listener(host)
     port = int(listener.getsockname()[1])
-    config = server_config(settings, host, port)
+    config = server_config(create_app(settings), settings, host, port)
     config.log_level = "warning"
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

@@ -10,10 +10,10 @@ from starlette.routing import Route
 
 from tests.support.gateway import running_app
 from tests.support.problems import assert_problem
-from voice_gateway.access.caller import caller_of
 from voice_gateway.errors import Unauthenticated
 from voice_gateway.settings import Settings
 from voice_gateway.web.app import create_app
+from voice_gateway.web.middleware.access import caller_of
 
 
 def test_a_request_without_a_caller_in_its_state_is_unauthenticated() -> None:

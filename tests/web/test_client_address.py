@@ -1,7 +1,7 @@
 """The address rate limits count: the TCP peer, and X-Forwarded-For only from trusted proxies.
 
-Runs the gateway as `serve` does (uvicorn with `cli.server_config`), since the server, not the
-app, decides what the ASGI client address is.
+Runs the gateway as `serve` does (uvicorn with `ops.server.server_config`), since the server,
+not the app, decides what the ASGI client address is.
 """
 
 from __future__ import annotations

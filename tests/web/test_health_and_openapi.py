@@ -7,9 +7,10 @@ import httpx
 from pydantic import TypeAdapter
 
 from tests.support.gateway import make_settings, running_gateway
-from voice_gateway.access.control import PUBLIC_PATHS
 from voice_gateway.standin import StandIn
+from voice_gateway.web.endpoint import public_paths_of
 from voice_gateway.web.models import Problem, SessionCreated, SessionRequest
+from voice_gateway.web.routes import ENDPOINTS
 
 
 async def test_healthz_answers_while_the_process_serves(client: httpx.AsyncClient) -> None:
@@ -180,7 +181,7 @@ async def test_openapi_marks_exactly_the_public_paths_as_needing_no_credentials(
         path for path, ops in paths.items() if all(op["security"] == [] for op in ops.values())
     }
 
-    assert public == PUBLIC_PATHS & set(paths)
+    assert public == public_paths_of(ENDPOINTS)
     assert public >= {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 

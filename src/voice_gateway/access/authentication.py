@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 
 from ..errors import Unauthenticated
+from ..vocabulary import BEARER_TOKEN_PATTERN
 from .caller import ANONYMOUS, Caller, CallerKind
 from .end_user_tokens import InvalidUserToken, UserTokenVerifier
 from .service_keys import ServiceKeys
@@ -18,7 +19,7 @@ from .service_keys import ServiceKeys
 REALM = "voice-gateway"
 MAX_CREDENTIAL_CHARS = 8192  # far above any real JWT; bounds the work a forged one can cause
 # RFC 6750 b64token; the scheme is case-insensitive (RFC 9110).
-_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *$")
+_BEARER = re.compile(rf"^[Bb][Ee][Aa][Rr][Ee][Rr] +({BEARER_TOKEN_PATTERN}) *$")
 
 
 class Authenticator:
@@ -51,7 +52,7 @@ def bearer_credential(authorization: Sequence[str]) -> str:
     if not authorization:
         raise Unauthenticated(
             "Credentials are required: send Authorization: Bearer <service key or user token>",
-            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+            challenge=f'Bearer realm="{REALM}"',
         )
     if len(authorization) > 1:
         raise invalid_credential("more than one Authorization header was sent")
@@ -69,4 +70,4 @@ def invalid_credential(reason: str) -> Unauthenticated:
     # keeps clients' retry logic simple and tells a prober nothing more.
     header = f'Bearer realm="{REALM}", error="invalid_token", error_description="{reason}"'
     detail = reason[0].upper() + reason[1:]
-    return Unauthenticated(detail, headers={"WWW-Authenticate": header})
+    return Unauthenticated(detail, challenge=header)

@@ -1,18 +1,16 @@
-"""Who is calling: the seam between authentication (which sets it) and the handlers (which ask).
+"""Who is calling, and the one rule of ownership: whom a caller may act for.
 
-Authentication puts a `Caller` in the request's state. Handlers never parse credentials; they ask
-the caller whether it may act for a user. Without authentication configured (development only),
-the access middleware (access.py) puts the anonymous caller, with full rights, in every
-non-public request's state explicitly. A request that reached a handler with no caller at all
-(a route mounted outside the middleware, a public path that asks) is refused, never trusted:
-`caller_of` fails closed.
+Authentication makes a `Caller`; the access middleware (`web/middleware/access.py`) puts it in the
+request's state, and `caller_of` there reads it back, failing closed. Without authentication
+configured (development only), every non-public request carries the anonymous caller, with full
+rights, explicitly. Handlers never parse credentials.
 
-A handler that takes an identity from its body (`user_id`, `participant_identity`) does three
-things, in this order:
+Ownership is checked in one place, `require_may_act_for`, and only by the session service: for an
+identity a request names (`user_id`, `participant_identity`) and for the session a room holds. A
+handler that takes an identity from its body first lets an end user omit it:
 
     fill_own_identity(caller, data, field)            # an end user's own sub when it named none
     body = validate_as(Model, data)                   # 422 for a malformed identity
-    require_may_act_for(caller, body.<field>, field)  # 403 for somebody else's
 """
 
 from __future__ import annotations
@@ -22,10 +20,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from starlette.requests import Request
-
-from ..errors import FieldError, Forbidden, Unauthenticated
-from ..web.models import USER_ID_PATTERN
+from ..errors import FieldError, Forbidden
+from ..vocabulary import IDENTITY_ALPHABET, USER_ID_PATTERN
 
 
 class CallerKind(Enum):
@@ -46,15 +42,6 @@ class Caller:
 
 ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 _IDENTITY = re.compile(USER_ID_PATTERN)  # with fullmatch: no trailing newline slips by
-IDENTITY_ALPHABET = "1-128 characters of A-Z a-z 0-9 _ . @ -"
-
-
-def caller_of(request: Request) -> Caller:
-    """The authenticated caller; 401 when nobody authenticated this request."""
-    caller = getattr(request.state, "caller", None)
-    if not isinstance(caller, Caller):
-        raise Unauthenticated("Credentials are required: this request was not authenticated")
-    return caller
 
 
 def fill_own_identity(caller: Caller, data: dict[str, Any], field: str) -> None:

@@ -1,28 +1,16 @@
-"""The door: which paths need credentials, who the caller is, and whether it is over its limits.
-
-Pure ASGI middleware. On a path that needs credentials it authenticates the request, counts it
-against the rate limits and puts the `Caller` in the request's state for the handlers (see
-caller.py); a refusal is answered here (401 or 429 problem+json) before any handler or body is
-touched. Every path needs credentials except those in `PUBLIC_PATHS`, so a new route is protected
-until someone decides otherwise.
-"""
+"""Access control: who the caller is, and whether it is over its limits. The access middleware
+(`web/middleware/access.py`) asks it about every request on a path that needs credentials."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import cast
 
 import httpx
-from starlette.datastructures import Headers
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import GatewayError, Unauthenticated
+from ..errors import Unauthenticated
 from ..settings import Settings
-from ..web.problems import problem_response
 from .authentication import Authenticator
 from .caller import Caller
 from .end_user_tokens import KeySource, SharedSecret, UserTokenVerifier
@@ -30,20 +18,16 @@ from .jwks import JwksKeys
 from .rate_limits import RateLimits, open_rate_limits
 from .service_keys import ServiceKeys
 
-# Probes, scrapes and the contract need no credentials; LiveKit signs its webhooks its own way.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/api/voice/webhook"})
-# Not __name__: "voice_gateway.access" is the access log's (request_observer.py).
-logger = logging.getLogger("voice_gateway.refusals")
-
 
 @dataclass(frozen=True)
 class AccessControl:
     authenticator: Authenticator
     rate_limits: RateLimits
 
-    async def admit(self, headers: Headers, address: str) -> Caller:
+    async def admit(self, authorization: Sequence[str], address: str) -> Caller:
+        """The caller these `Authorization` headers prove, admitted under its limits."""
         try:
-            caller = await self.authenticator.caller_for(headers.getlist("authorization"))
+            caller = await self.authenticator.caller_for(authorization)
         except Unauthenticated:
             await self.rate_limits.count_refusal(address)
             raise
@@ -60,33 +44,6 @@ class AccessControl:
         """A webhook whose signature did not verify counts like a refused credential."""
         if not self.authenticator.open:
             await self.rate_limits.count_refusal(address)
-
-
-class AccessMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        access = cast(AccessControl, scope["state"]["access"])
-        try:
-            caller = await access.admit(request.headers, client_address(scope))
-        except GatewayError as exc:
-            logger.info("refused %s %s: %s", request.method, scope["path"], exc.detail)
-            response = problem_response(request, exc, exc.detail)
-            await response(scope, receive, send)
-            return
-        # A copy: some servers hand every request the same lifespan-state dict.
-        scope["state"] = {**scope.get("state", {}), "caller": caller}
-        await self.app(scope, receive, send)
-
-
-def client_address(scope: Scope) -> str:
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 @asynccontextmanager

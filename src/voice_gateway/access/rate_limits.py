@@ -94,7 +94,7 @@ class RateLimits:
         retry_after = max(1, math.ceil(stats.reset_time - time.time())) if stats else 1
         return TooManyRequests(
             f"Too many requests for this {scope}: at most {item}; retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+            retry_after_s=retry_after,
         )
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], default: T) -> T:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import calendar
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -17,6 +16,8 @@ import jwt
 from livekit import api
 from livekit.api.access_token import Claims
 from pydantic import SecretStr
+
+from ..ids import new_token_id
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,7 @@ class TokenSigner:
         # in the room metadata and the response, so we sign the SDK's claims with those times.
         claims = token.claims.asdict()
         claims.update(
-            # A token id of its own: two tokens for the same grant in the same second still differ.
-            jti=secrets.token_urlsafe(16),
+            jti=new_token_id(),
             sub=grant.identity,
             iss=self._api_key,
             nbf=calendar.timegm(grant.issued_at.utctimetuple()),

@@ -17,15 +17,18 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
-from ..web.middleware.drain import Drain
+from ..settings import Settings
+from .drain import Drain
 
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+App = Callable[..., Any]  # an ASGI app (typed by web/, which ops/ does not import)
 
 
 class GatewayServer(uvicorn.Server):
@@ -76,3 +79,38 @@ class GatewayServer(uvicorn.Server):
         if self._close_listener_at is not None and time.monotonic() >= self._close_listener_at:
             self.should_exit = True
         return await super().on_tick(counter)
+
+
+def serve_until_stopped(
+    app_factory: Callable[[Settings, Drain], App], settings: Settings, host: str, port: int
+) -> bool:
+    """Serve the app until a signal stops it; False when it never started serving."""
+    drain = Drain()
+    config = server_config(app_factory(settings, drain), settings, host, port)
+    server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
+    server.run()
+    return bool(server.started)
+
+
+def server_config(app: App, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves the app. One worker per process: scale with replicas, each with its own
+    LiveKit client and limiter.
+
+    The client address (rate limits, logs) is the TCP peer. `X-Forwarded-For` is believed only from
+    the proxies in VOICE_GATEWAY_TRUSTED_PROXIES; with none set, uvicorn's proxy-header handling
+    is off entirely (its own default would trust 127.0.0.1, or $FORWARDED_ALLOW_IPS).
+    """
+    trusted = settings.trusted_proxies
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=1,
+        server_header=False,
+        access_log=False,  # the gateway writes its own access line, with the request id
+        log_config=None,  # configure_logging already routed uvicorn's loggers
+        log_level=settings.log_level,
+        reset_contextvars=True,  # each request starts from a clean context
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else None,
+    )

@@ -24,18 +24,22 @@ import hashlib
 import hmac
 import json
 import re
-import secrets
+from contextlib import suppress
 from datetime import datetime
 
+from livekit import api
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
-from ..errors import FieldError, InvalidRequest
-from .record import SESSION_ID_PREFIX, SessionRecord
+from ..access.caller import Caller
+from ..errors import FieldError, IdempotencyConflict, InvalidRequest, SessionEnded
+from ..ids import new_claim_nonce
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from ..vocabulary import IDEMPOTENCY_KEY_PATTERN, SESSION_ID_PREFIX, claim_room_name
+from .record import SessionRecord, now_to_the_second, record_of
 
 HEADER = "Idempotency-Key"
 KDF_LABEL = b"voice-gateway/idempotency-key/v1"
-# Visible ASCII only: the key is hashed, never echoed, but a header value with controls is broken.
-_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+_KEY_PATTERN = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # How long a claim outlives its session: a repeat after the session ended must not start anew
 # while the reaper has not yet deleted the old room.
 CLAIM_GRACE_S = 120
@@ -49,7 +53,7 @@ class Claim(BaseModel):
     idempotency_claim: SessionRecord
     # Set by DELETE: the session is over for good, whatever a replay of its key asks.
     ended: bool = False
-    nonce: str = Field(default_factory=lambda: secrets.token_urlsafe(12))
+    nonce: str = Field(default_factory=new_claim_nonce)
 
 
 class SessionIds:
@@ -70,10 +74,6 @@ def checked_key(value: str) -> str:
         problem = FieldError(HEADER, "must be 1-255 visible ASCII characters")
         raise InvalidRequest(f"Invalid header: {HEADER}", field_errors=[problem])
     return value
-
-
-def claim_room_name(prefix: str, session_id: str) -> str:
-    return f"{prefix}_claim_{session_id}"
 
 
 def stored_claim(metadata: str) -> Claim | None:
@@ -106,3 +106,48 @@ def same_request(stored: SessionRecord, planned: SessionRecord) -> bool:
         and stored.agent_id == planned.agent_id
         and stored.expires_at - stored.created_at == planned.expires_at - planned.created_at
     )
+
+
+async def claim(
+    rooms: LiveKitRooms, prefix: str, planned: SessionRecord
+) -> tuple[SessionRecord, bool]:
+    """The request first made with this key, and whether that first request is this one."""
+    now = now_to_the_second()
+    ours = Claim(idempotency_claim=planned)
+    request = api.CreateRoomRequest(
+        name=claim_room_name(prefix, planned.session_id),
+        metadata=ours.model_dump_json(),
+        empty_timeout=claim_empty_timeout(planned, now),
+    )
+    stored = stored_claim((await rooms.create(request)).metadata)
+    record = stored.idempotency_claim if stored else None
+    if record is None or not same_request(record, planned):
+        raise IdempotencyConflict("This Idempotency-Key was used with a different request")
+    if stored is not None and stored.ended:
+        raise SessionEnded(
+            "The session this Idempotency-Key created was ended; use a new key for a new session"
+        )
+    if record.has_expired(now):
+        raise IdempotencyConflict("The session this Idempotency-Key created has ended")
+    return record, stored is not None and stored.nonce == ours.nonce
+
+
+async def end_claim(rooms: LiveKitRooms, prefix: str, record: SessionRecord) -> None:
+    """Mark the session's claim ended, so a replay of its key cannot revive the session."""
+    if record.source != "session":
+        return  # token sessions are never claimed
+    name = claim_room_name(prefix, record.session_id)
+    # No claim room: created without an Idempotency-Key, or closed: there is nothing to replay.
+    with suppress(RoomNotFound):
+        await rooms.update_metadata(name, ended_claim(record))
+
+
+def check_created(room: api.Room, prefix: str, record: SessionRecord) -> None:
+    """The session room CreateRoom returned must hold the claimed request, not another one."""
+    if record_of(room.name, room.metadata, prefix) != record:
+        raise IdempotencyConflict("The session this Idempotency-Key names holds another request")
+
+
+def scope_of(caller: Caller) -> str:
+    """Who the caller is scopes its keys: two callers' equal keys are unrelated."""
+    return f"{caller.kind.value}:{caller.subject or caller.key_id or ''}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Protocol
 
 import anyio
 from livekit import api
@@ -19,7 +18,8 @@ from livekit import api
 from ..errors import GatewayError
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
-from .record import SessionRecord, is_session_room_name, record_of
+from ..vocabulary import is_session_room_name
+from .record import SessionRecord, record_of
 
 logger = logging.getLogger("voice_gateway.reaper")  # pinned: logs know it by this name
 
@@ -73,15 +73,11 @@ class ExpiryReaper:
         return 1
 
 
-class Sweeper(Protocol):
-    async def end_expired_sessions(self) -> int: ...
-
-
-async def sweep_forever(sessions: Sweeper, interval_s: float) -> None:
+async def sweep_forever(reaper: ExpiryReaper, interval_s: float) -> None:
     """One pass every `interval_s`, until the lifespan's task group cancels it (mid-call too)."""
     while True:
         await anyio.sleep(interval_s)
         try:
-            await sessions.end_expired_sessions()
+            await reaper.sweep()
         except Exception:  # one bad pass must not end enforcement for the process's lifetime
             logger.exception("expiry reaper pass failed")

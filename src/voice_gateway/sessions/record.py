@@ -2,27 +2,21 @@
 
 The gateway keeps no state of its own. A room is one of our sessions only when its metadata parses
 as a `SessionRecord` and its name is exactly the name that record implies, so the gateway never
-reads or deletes a room it did not create. Two name shapes exist, one per way a session starts:
-
-- `POST /api/voice/session`: `{prefix}_{user_id}_{agent_id}_{session_id}`, session id `sess_…`;
-- `POST /api/voice/token`: `{prefix}_{session_id}`, the session id a canonical UUID.
-
-The record says which (`source`), so neither shape can pass for the other.
+reads or deletes a room it did not create. Two name shapes exist, one per way a session starts
+(`vocabulary.py`); the record says which (`source`), so neither shape can pass for the other.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .. import ids as entropy
+from ..vocabulary import is_canonical_uuid, session_room_name, token_room_name
 
-SESSION_ID_PREFIX = "sess_"
 SessionSource = Literal["session", "token"]
 
 
@@ -41,11 +35,11 @@ class SessionRecord(BaseModel):
         """The one name a room holding this record may have."""
         if self.source == "token":
             return token_room_name(prefix, self.session_id)
-        return room_name_for(prefix, self.user_id, self.agent_id, self.session_id)
+        return session_room_name(prefix, self.user_id, self.agent_id, self.session_id)
 
     def is_well_formed(self) -> bool:
         # A token session's id must be a UUID, so its short name never takes another shape.
-        return self.source != "token" or _is_uuid(self.session_id)
+        return self.source != "token" or is_canonical_uuid(self.session_id)
 
     def has_expired(self, now: datetime) -> bool:
         return self.expires_at <= now
@@ -67,34 +61,6 @@ def session_lifetime(hours: float) -> timedelta:
     return timedelta(seconds=max(1, math.ceil(hours * 3600)))
 
 
-def new_session_id() -> str:
-    # 16 random bytes: 128 bits, 22 URL-safe characters.
-    return SESSION_ID_PREFIX + entropy.token_urlsafe(16)
-
-
-def new_token_session_id() -> str:
-    return str(entropy.uuid4())
-
-
-def room_name_for(prefix: str, user_id: str, agent_id: str, session_id: str) -> str:
-    return f"{prefix}_{user_id}_{agent_id}_{session_id}"
-
-
-def token_room_name(prefix: str, session_id: str) -> str:
-    return f"{prefix}_{session_id}"
-
-
-def token_session_id_of(room_name: str, prefix: str) -> str | None:
-    """The session id in a token-shaped room name (`{prefix}_{uuid}`), or None."""
-    head, _, session_id = room_name.partition("_")
-    return session_id if head == prefix and _is_uuid(session_id) else None
-
-
-def is_session_room_name(room_name: str, prefix: str) -> bool:
-    """A cheap first filter, before asking LiveKit about a room."""
-    return room_name.startswith(f"{prefix}_") and len(room_name) <= 256
-
-
 def record_of(room_name: str, metadata: str, prefix: str) -> SessionRecord | None:
     """The session a room holds, or None when the room is not one of the gateway's sessions."""
     try:
@@ -104,11 +70,3 @@ def record_of(room_name: str, metadata: str, prefix: str) -> SessionRecord | Non
     if not record.is_well_formed() or record.room_name(prefix) != room_name:
         return None
     return record
-
-
-def _is_uuid(text: str) -> bool:
-    # Canonical form only (lower-case, hyphenated), so one session id means one room name.
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False

@@ -17,7 +17,7 @@ from google.protobuf.json_format import ParseDict, ParseError
 from livekit import api
 
 from ..errors import FieldError, Forbidden, InvalidRequest
-from ..web.models import AGENT_ID_PATTERN, attributes_size
+from ..vocabulary import AGENT_ALPHABET, AGENT_ID_PATTERN
 
 FIELD = "room_config"
 # Room-wide powers the gateway keeps: recording and streaming (egress), capacity, the room's
@@ -52,6 +52,11 @@ class VettedRoom:
     agent: api.RoomAgentDispatch | None
     empty_timeout: int
     departure_timeout: int
+
+
+def attributes_size(attributes: Mapping[str, str]) -> int:
+    """Bytes of keys and values together, as LiveKit counts `max_attributes_size`."""
+    return sum(len(key.encode()) + len(value.encode()) for key, value in attributes.items())
 
 
 def parse_room_config(data: Mapping[str, Any] | None) -> api.RoomConfiguration:
@@ -111,11 +116,17 @@ def _vetted_agent(
 def _check_agent_name(name: str, allowed: Sequence[str]) -> None:
     field = f"{FIELD}.agents.0.agent_name"
     if not re.fullmatch(AGENT_ID_PATTERN, name):
-        problem = FieldError(field, "must be 1-64 of a-z 0-9 _ -")
+        problem = FieldError(field, f"must be {AGENT_ALPHABET}")
         raise InvalidRequest(f"Invalid field: {field}", field_errors=[problem])
+    check_agent_allowed(name, allowed, field)
+
+
+def check_agent_allowed(name: str, allowed: Sequence[str], field: str) -> None:
+    """422 for an agent the gateway does not dispatch, on every endpoint alike: like any other
+    value out of range, it is the request that is wrong, not the caller's rights."""
     if allowed and name not in allowed:
         problem = FieldError(field, "is not an agent this gateway dispatches")
-        raise Forbidden("That agent may not be dispatched", field_errors=[problem])
+        raise InvalidRequest("Unknown agent", field_errors=[problem])
 
 
 def _check_agent_sizes(agent: api.RoomAgentDispatch, limit: int) -> None:

@@ -1,10 +1,14 @@
-"""SessionService: plans, creates, inspects and ends voice sessions. Knows nothing of HTTP."""
+"""SessionService: creates sessions, issues token-endpoint tokens, reads and ends sessions.
+
+It knows nothing of HTTP. Every method takes the `Caller` it acts for and checks ownership itself,
+through the one rule in `access/caller.py`, so no path can forget it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,39 +16,21 @@ import anyio
 import anyio.abc
 from livekit import api
 
-from ..errors import (
-    FieldError,
-    Forbidden,
-    GatewayError,
-    IdempotencyConflict,
-    InvalidRequest,
-    SessionEnded,
-    SessionNotFound,
-)
+from ..access.caller import Caller, CallerKind, require_may_act_for
+from ..errors import FieldError, Forbidden, GatewayError, SessionNotFound
+from ..ids import new_identity, new_session_id
+from ..livekit.clients import LiveKit
 from ..livekit.join_tokens import JoinGrant, TokenSigner
-from ..livekit.rooms import LiveKitRooms, RoomNotFound, open_livekit_rooms
-from ..livekit.webhooks import ReceivedEvent, WebhookInbox
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
+from ..vocabulary import is_session_room_name
 from . import idempotency
-from .reaper import ExpiryReaper
-from .record import (
-    SessionRecord,
-    is_session_room_name,
-    new_session_id,
-    now_to_the_second,
-    record_of,
-    session_lifetime,
-)
+from .record import SessionRecord, now_to_the_second, record_of, session_lifetime
+from .room_config import check_agent_allowed
 from .token_plan import TokenAsk, plan_token_session
 
 logger = logging.getLogger("voice_gateway.service")  # pinned: logs know it by this name
-# Whether the caller may act for a user id; the HTTP layer passes `Caller.may_act_for`.
-MayActFor = Callable[[str], bool]
-
-
-def anyone(user_id: str) -> bool:
-    return True
 
 
 @dataclass(frozen=True)
@@ -72,11 +58,13 @@ class SessionDetails:
 
 
 @dataclass(frozen=True)
-class Idempotency:
-    """An `Idempotency-Key` and the caller it belongs to (keys of different callers never meet)."""
+class SessionAsk:
+    """What `POST /api/voice/session` asked for, validated."""
 
-    caller: str
-    key: str
+    user_id: str
+    agent_id: str
+    duration_hours: float
+    idempotency_key: str | None = None
 
 
 class SessionService:
@@ -87,41 +75,33 @@ class SessionService:
         signer: TokenSigner,
         background: anyio.abc.TaskGroup,
         metrics: Metrics,
-        webhooks: WebhookInbox,
     ) -> None:
         self._settings = settings
+        self._prefix = settings.room_prefix
         self._metrics = metrics
         self._rooms = rooms
         self._signer = signer
         self._background = background
-        self._webhooks = webhooks
-        self._reaper = ExpiryReaper(rooms, settings.room_prefix, metrics)
         self._session_ids = idempotency.SessionIds(settings.livekit_api_secret)
 
-    @property
-    def signer(self) -> TokenSigner:
-        return self._signer
+    async def create_session(self, caller: Caller, ask: SessionAsk) -> CreatedSession:
+        require_may_act_for(caller, ask.user_id, "user_id")
+        check_agent_allowed(ask.agent_id, self._settings.allowed_agents, "agent_id")
+        if ask.idempotency_key is None:
+            return await self._create(plan_session(ask))
+        key_scope = idempotency.scope_of(caller)
+        session_id = self._session_ids.session_id(key_scope, ask.idempotency_key)
+        return await self._create_idempotently(plan_session(ask, session_id))
 
-    async def create_session(
-        self,
-        user_id: str,
-        agent_id: str,
-        duration_hours: float,
-        idempotent: Idempotency | None = None,
-    ) -> CreatedSession:
-        self._check_agent_allowed(agent_id)
-        if idempotent is None:
-            return await self._create(plan_session(user_id, agent_id, duration_hours))
-        session_id = self._session_ids.session_id(idempotent.caller, idempotent.key)
-        planned = plan_session(user_id, agent_id, duration_hours, session_id)
-        return await self._create_idempotently(planned)
-
-    async def issue_token(self, ask: TokenAsk) -> IssuedToken:
+    async def issue_token(self, caller: Caller, ask: TokenAsk) -> IssuedToken:
         """A join token whose room LiveKit creates on first join; no call to LiveKit."""
+        identity = ask.identity or new_identity()  # a service that names nobody: a fresh one
+        require_may_act_for(caller, identity, "participant_identity")
+        _require_may_name_room(caller, ask.room_name)
         now = now_to_the_second()
-        planned = plan_token_session(ask, self._settings, now)
+        planned = plan_token_session(ask, self._settings, now, identity)
         grant = JoinGrant(
-            ask.identity,
+            identity,
             planned.room_name,
             planned.room_config,
             now,
@@ -135,36 +115,21 @@ class SessionService:
         url = self._settings.client_livekit_url
         return IssuedToken(planned.record, planned.room_name, token, url, ask.name)
 
-    async def get_session(self, room_name: str, may_act_for: MayActFor = anyone) -> SessionDetails:
-        record, room = await self._find_session(room_name, may_act_for)
+    async def get_session(self, caller: Caller, room_name: str) -> SessionDetails:
+        record, room = await self._find_session(caller, room_name)
         participants = await self._rooms.participants(room_name)
         return SessionDetails(record, room, participants)
 
-    async def end_session(self, room_name: str, may_act_for: MayActFor = anyone) -> None:
-        record, _ = await self._find_session(room_name, may_act_for)
+    async def end_session(self, caller: Caller, room_name: str) -> None:
+        record, _ = await self._find_session(caller, room_name)
         # Before the room goes: should marking fail, the session still stands and DELETE can be
         # retried; the other way round, a replay could recreate the room in between.
-        await self._end_claim(record)
+        await idempotency.end_claim(self._rooms, self._prefix, record)
         try:
             await self._rooms.delete(room_name)
         except RoomNotFound:
             logger.info("session room %s was already gone when deleted", room_name)
         self._metrics.sessions_ended.labels("deleted").inc()
-
-    async def end_expired_sessions(self) -> int:
-        return await self._reaper.sweep()
-
-    async def receive_webhook(self, body: bytes, authorization: str | None) -> ReceivedEvent:
-        return await self._webhooks.receive(body, authorization)
-
-    async def check_livekit(self) -> None:
-        await self._rooms.check_access()
-
-    def _check_agent_allowed(self, agent_id: str) -> None:
-        allowed = self._settings.allowed_agents
-        if allowed and agent_id not in allowed:
-            problem = FieldError("agent_id", "is not an agent this gateway dispatches")
-            raise InvalidRequest("Unknown agent_id", field_errors=[problem])
 
     async def _create(self, record: SessionRecord) -> CreatedSession:
         room_config = self._room_config(record)
@@ -174,50 +139,16 @@ class SessionService:
         return self._created(record, token)
 
     async def _create_idempotently(self, planned: SessionRecord) -> CreatedSession:
-        record, first = await self._claim(planned)
+        record, first = await idempotency.claim(self._rooms, self._prefix, planned)
         room_config = self._room_config(record)
         # A repeat gets a token issued now, not when the session was created.
         issued_at = record.created_at if first else now_to_the_second()
         # No clean-up on failure here: the caller retries with the same key, into this room.
         token = await self._sign_for(record, room_config, issued_at)
         room = await self._rooms.create(create_room_request(room_config))
-        if record_of(room.name, room.metadata, self._settings.room_prefix) != record:
-            raise IdempotencyConflict(
-                "The session this Idempotency-Key names holds another request"
-            )
+        idempotency.check_created(room, self._prefix, record)
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
         return self._created(record, token)
-
-    async def _claim(self, planned: SessionRecord) -> tuple[SessionRecord, bool]:
-        """The request first made with this key, and whether that first request is this one."""
-        now = now_to_the_second()
-        ours = idempotency.Claim(idempotency_claim=planned)
-        request = api.CreateRoomRequest(
-            name=idempotency.claim_room_name(self._settings.room_prefix, planned.session_id),
-            metadata=ours.model_dump_json(),
-            empty_timeout=idempotency.claim_empty_timeout(planned, now),
-        )
-        stored = idempotency.stored_claim((await self._rooms.create(request)).metadata)
-        record = stored.idempotency_claim if stored else None
-        if record is None or not idempotency.same_request(record, planned):
-            raise IdempotencyConflict("This Idempotency-Key was used with a different request")
-        if stored is not None and stored.ended:
-            raise SessionEnded(
-                "The session this Idempotency-Key created was ended; "
-                "use a new key for a new session"
-            )
-        if record.has_expired(now):
-            raise IdempotencyConflict("The session this Idempotency-Key created has ended")
-        return record, stored is not None and stored.nonce == ours.nonce
-
-    async def _end_claim(self, record: SessionRecord) -> None:
-        """Mark the session's idempotency claim ended, so a replay of its key cannot revive it."""
-        if record.source != "session":
-            return  # token sessions are never claimed
-        name = idempotency.claim_room_name(self._settings.room_prefix, record.session_id)
-        # No claim room: created without an Idempotency-Key, or closed: there is nothing to replay.
-        with suppress(RoomNotFound):
-            await self._rooms.update_metadata(name, idempotency.ended_claim(record))
 
     async def _sign_for(
         self, record: SessionRecord, room_config: api.RoomConfiguration, issued_at: datetime
@@ -228,12 +159,12 @@ class SessionService:
         return await self._signer.sign(grant)
 
     def _created(self, record: SessionRecord, token: str) -> CreatedSession:
-        room_name = record.room_name(self._settings.room_prefix)
+        room_name = record.room_name(self._prefix)
         return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
 
     def _room_config(self, record: SessionRecord) -> api.RoomConfiguration:
         return api.RoomConfiguration(
-            name=record.room_name(self._settings.room_prefix),
+            name=record.room_name(self._prefix),
             empty_timeout=self._settings.empty_timeout_s,
             departure_timeout=self._settings.departure_timeout_s,
             metadata=record.to_metadata(),
@@ -259,32 +190,34 @@ class SessionService:
         except (RoomNotFound, GatewayError):
             logger.debug("no room %s to clean up", room_name)
 
-    async def _find_session(
-        self, room_name: str, may_act_for: MayActFor
-    ) -> tuple[SessionRecord, api.Room]:
-        prefix = self._settings.room_prefix
-        if not is_session_room_name(room_name, prefix):
+    async def _find_session(self, caller: Caller, room_name: str) -> tuple[SessionRecord, api.Room]:
+        if not is_session_room_name(room_name, self._prefix):
             raise SessionNotFound(f"No session is held in room {room_name!r}")
         room = await self._rooms.find(room_name)
-        record = record_of(room_name, room.metadata, prefix) if room else None
+        record = record_of(room_name, room.metadata, self._prefix) if room else None
         if room is None or record is None:
             raise SessionNotFound(f"No session is held in room {room_name!r}")
         # Only now: a room that is not one of our sessions stays a 404 for everyone.
-        if not may_act_for(record.user_id):
-            raise Forbidden("This session belongs to another user")
+        require_may_act_for(caller, record.user_id)
         return record, room
 
 
-def plan_session(
-    user_id: str, agent_id: str, duration_hours: float, session_id: str | None = None
-) -> SessionRecord:
+def _require_may_name_room(caller: Caller, asked: str | None) -> None:
+    # Joining a named room would need LiveKit to tell whose session it is; the token endpoint
+    # makes no call to LiveKit, so only callers trusted with every session may name one.
+    if asked is not None and caller.kind is CallerKind.END_USER:
+        problem = FieldError("room_name", "may not be chosen by an end user")
+        raise Forbidden("An end user may not choose the room", field_errors=[problem])
+
+
+def plan_session(ask: SessionAsk, session_id: str | None = None) -> SessionRecord:
     created_at = now_to_the_second()
     return SessionRecord(
         session_id=session_id or new_session_id(),
-        user_id=user_id,
-        agent_id=agent_id,
+        user_id=ask.user_id,
+        agent_id=ask.agent_id,
         created_at=created_at,
-        expires_at=created_at + session_lifetime(duration_hours),
+        expires_at=created_at + session_lifetime(ask.duration_hours),
     )
 
 
@@ -301,21 +234,8 @@ def create_room_request(config: api.RoomConfiguration) -> api.CreateRoomRequest:
 
 @asynccontextmanager
 async def open_session_service(
-    settings: Settings, metrics: Metrics
+    settings: Settings, livekit: LiveKit, metrics: Metrics
 ) -> AsyncIterator[SessionService]:
-    """What the service needs for the app's lifetime: one pool to LiveKit, one thread limiter."""
-    limiter = anyio.CapacityLimiter(settings.thread_limit)
-    metrics.watch_thread_limiter(limiter)
-    signer = TokenSigner(settings.livekit_api_key, settings.livekit_api_secret, limiter)
-    webhooks = WebhookInbox(
-        settings.livekit_api_key,
-        settings.livekit_api_secret,
-        limiter,
-        settings.room_prefix,
-        metrics,
-    )
-    async with (
-        open_livekit_rooms(settings, limiter, metrics) as rooms,
-        anyio.create_task_group() as background,
-    ):
-        yield SessionService(settings, rooms, signer, background, metrics, webhooks)
+    """The service, with a task group of its own for clean-ups that outlive a request."""
+    async with anyio.create_task_group() as background:
+        yield SessionService(settings, livekit.rooms, livekit.join_tokens, background, metrics)

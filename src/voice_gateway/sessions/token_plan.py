@@ -15,22 +15,18 @@ from datetime import datetime
 from livekit import api
 
 from ..errors import FieldError, InvalidRequest
+from ..ids import new_token_session_id
 from ..settings import Settings
-from .record import (
-    SessionRecord,
-    new_token_session_id,
-    session_lifetime,
-    token_room_name,
-    token_session_id_of,
-)
+from ..vocabulary import token_room_name, token_session_id_of
+from .record import SessionRecord, session_lifetime
 from .room_config import RoomPolicy, VettedRoom, vet_room_config
 
 
 @dataclass(frozen=True)
 class TokenAsk:
-    """What the caller asked for, its identity already settled by the HTTP layer."""
+    """What the caller asked for; no identity: a fresh one (for a caller trusted to name none)."""
 
-    identity: str
+    identity: str | None
     room_config: api.RoomConfiguration
     room_name: str | None = None
     name: str = ""
@@ -45,13 +41,15 @@ class TokenSession:
     room_config: api.RoomConfiguration
 
 
-def plan_token_session(ask: TokenAsk, settings: Settings, now: datetime) -> TokenSession:
+def plan_token_session(
+    ask: TokenAsk, settings: Settings, now: datetime, identity: str
+) -> TokenSession:
     session_id = _session_id_for(ask.room_name, settings.room_prefix)
     room_name = token_room_name(settings.room_prefix, session_id)
     vetted = vet_room_config(ask.room_config, room_name, room_policy(settings))
     record = SessionRecord(
         session_id=session_id,
-        user_id=ask.identity,
+        user_id=identity,
         agent_id=vetted.agent.agent_name if vetted.agent else "",
         created_at=now,
         expires_at=now + session_lifetime(settings.token_session_hours),

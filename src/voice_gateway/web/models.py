@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,10 +16,9 @@ from pydantic import (
     field_validator,
 )
 
-USER_ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,128}$"
-AGENT_ID_PATTERN = r"^[a-z0-9_-]{1,64}$"
-# Every character a room name of ours can hold: prefix, user id, agent id, session id, and "_".
-ROOM_NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,256}$"
+from ..sessions.room_config import attributes_size
+from ..vocabulary import AGENT_ALPHABET, AGENT_ID_PATTERN, IDENTITY_ALPHABET, USER_ID_PATTERN
+
 MAX_NAME_BYTES = 256  # LiveKit's limit on a participant's name
 
 
@@ -29,18 +27,13 @@ def to_utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def attributes_size(attributes: Mapping[str, str]) -> int:
-    """Bytes of keys and values together, as LiveKit counts `max_attributes_size`."""
-    return sum(len(key.encode()) + len(value.encode()) for key, value in attributes.items())
-
-
 UtcTimestamp = Annotated[datetime, PlainSerializer(to_utc_text, return_type=str, when_used="json")]
 UserId = Annotated[
     str,
     StringConstraints(pattern=USER_ID_PATTERN),
     Field(
         description=(
-            "Who joins: 1-128 characters of A-Z a-z 0-9 _ . @ -. Required with a service key; "
+            f"Who joins: {IDENTITY_ALPHABET}. Required with a service key; "
             "an end user may omit it (its token's `sub` is used) and may name only itself."
         ),
         examples=["nate"],
@@ -49,7 +42,7 @@ UserId = Annotated[
 AgentId = Annotated[
     str,
     StringConstraints(pattern=AGENT_ID_PATTERN),
-    Field(description="The voice agent to dispatch: 1-64 of a-z 0-9 _ -", examples=["pm-agent"]),
+    Field(description=f"The voice agent to dispatch: {AGENT_ALPHABET}", examples=["pm-agent"]),
 ]
 Hours = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False)]
 

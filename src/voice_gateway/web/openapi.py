@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,19 +10,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
+from ..vocabulary import REQUEST_ID_PATTERN, ROOM_NAME_PATTERN
 from .middleware.request_id import HEADER as REQUEST_ID
-from .middleware.request_id import SAFE_ID_PATTERN
 from .models import (
-    ROOM_NAME_PATTERN,
-    HealthStatus,
     Problem,
-    SessionCreated,
-    SessionRequest,
-    SessionView,
-    TokenIssued,
-    TokenRequest,
-    WebhookAccepted,
-    WebhookEvent,
 )
 
 PROBLEM_STATUSES = {
@@ -68,7 +60,8 @@ class Operation:
     path_params: tuple[str, ...] = ()
     ok_headers: dict[str, str] = field(default_factory=dict)
     ok_text_type: str | None = None  # a body that is text, not a model (the metrics)
-    public: bool = False  # needs no credentials; must match access.PUBLIC_PATHS
+    ok_json_schema: dict[str, Any] | None = None  # a JSON body that is no model (this document)
+    public: bool = False  # needs no credentials (web/middleware/access.py lets it through)
     header_params: tuple[HeaderParam, ...] = ()
     request_media_type: str = "application/json"
     request_required: bool = True
@@ -95,96 +88,15 @@ REQUEST_ID_HEADER = {
     REQUEST_ID: {
         "description": "The request's id: the one the client sent when sane, else a fresh one",
         "required": True,
-        "schema": {"type": "string", "pattern": SAFE_ID_PATTERN},
+        "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
     }
 }
 
-OPERATIONS = [
-    Operation(
-        "post",
-        "/api/voice/session",
-        "Create a voice session: room, agent dispatch, token",
-        201,
-        SessionCreated,
-        SessionRequest,
-        (*BODY, 403, 409, *LIVEKIT),
-        ok_headers=NO_STORE_HEADER,
-        header_params=(IDEMPOTENCY_KEY,),
-    ),
-    Operation(
-        "post",
-        "/api/voice/token",
-        "LiveKit's standard token endpoint, for TokenSource.endpoint(url)",
-        201,
-        TokenIssued,
-        TokenRequest,
-        (*BODY, 403),
-        ok_headers=NO_STORE_HEADER,
-        request_required=False,  # TokenSource sends {} or nothing when given no options
-        description="No call to LiveKit: the room is created on first join from the token's "
-        "room configuration, which dispatches the agent and records the session. Without "
-        "`room_name`, every call gets a fresh room.",
-    ),
-    Operation(
-        "post",
-        "/api/voice/webhook",
-        "LiveKit webhooks, signature-verified",
-        200,
-        WebhookAccepted,
-        WebhookEvent,
-        (400, 401, 413, 429),
-        request_media_type="application/webhook+json",
-        public=True,  # LiveKit's signature is its credential
-        description="`Authorization` carries LiveKit's signature: a JWT (bare, as LiveKit sends "
-        "it) whose `sha256` claim is the body's hash. Unsigned, tampered or expired bodies get "
-        "401 and are not processed; each counts against the client address's limit, and an "
-        "address over it gets 429 before its webhook is verified.",
-    ),
-    Operation(
-        "get",
-        "/api/voice/session/{room_name}",
-        "The session held in a room",
-        200,
-        SessionView,
-        problems=(403, 404, 422, *LIVEKIT),
-        path_params=("room_name",),
-    ),
-    Operation(
-        "delete",
-        "/api/voice/session/{room_name}",
-        "End a session: delete its room",
-        204,
-        None,
-        problems=(403, 404, 422, *LIVEKIT),
-        path_params=("room_name",),
-    ),
-    Operation("get", "/healthz", "Liveness: the process serves", 200, HealthStatus, public=True),
-    Operation(
-        "get",
-        "/readyz",
-        "Readiness: LiveKit answers and accepts our credentials, and no shutdown has begun",
-        200,
-        HealthStatus,
-        problems=(503,),
-        public=True,
-    ),
-    Operation(
-        "get",
-        "/metrics",
-        "Prometheus metrics: requests, LiveKit calls, sessions, thread limiter, event-loop lag",
-        200,
-        None,
-        ok_text_type="text/plain; version=0.0.4",
-        public=True,
-    ),
-]
 
-
-def build_openapi(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
+def build_openapi(operations: Sequence[Operation]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for operation in operations:
         paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
-    paths["/openapi.json"] = {"get": _openapi_self()}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -206,7 +118,7 @@ def build_openapi(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     }
 
 
-def _schemas(operations: list[Operation]) -> dict[str, Any]:
+def _schemas(operations: Sequence[Operation]) -> dict[str, Any]:
     inputs = {op.request_model for op in operations if op.request_model}
     outputs = {op.ok_model for op in operations if op.ok_model} | {Problem}
     validation: JsonSchemaMode = "validation"
@@ -250,6 +162,8 @@ def _responses(op: Operation) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": _ref(op.ok_model)}}
     if op.ok_text_type:
         ok["content"] = {op.ok_text_type: {"schema": {"type": "string"}}}
+    if op.ok_json_schema:
+        ok["content"] = {"application/json": {"schema": op.ok_json_schema}}
     ok["headers"] = {
         **REQUEST_ID_HEADER,
         **{
@@ -290,21 +204,6 @@ def _path_param(name: str) -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string", "pattern": ROOM_NAME_PATTERN},
         "description": "A session's room name, as POST /api/voice/session returned it",
-    }
-
-
-def _openapi_self() -> dict[str, Any]:
-    return {
-        "summary": "This document",
-        "security": [],
-        "parameters": [_header_param(REQUEST_ID_PARAM)],
-        "responses": {
-            "200": {
-                "description": "OpenAPI 3.1",
-                "content": {"application/json": {"schema": {"type": "object"}}},
-                "headers": REQUEST_ID_HEADER,
-            }
-        },
     }
 
 

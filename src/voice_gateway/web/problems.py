@@ -1,15 +1,19 @@
-"""RFC 9457 problem+json responses, for domain errors and for what the HTTP layer detects itself."""
+"""RFC 9457 problem+json: how each domain error answers over HTTP, and the problems the HTTP layer
+detects itself (no route, wrong method)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import HTTP_PROBLEMS, FieldError, GatewayError, HttpProblem, problem_type
+from .. import errors
+from ..errors import FieldError, GatewayError
 from .middleware.request_id import HEADER as REQUEST_ID_HEADER
 from .middleware.request_id import request_id_of
 from .models import FieldProblem, Problem
@@ -18,11 +22,67 @@ MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("voice_gateway.problems")  # pinned: logs know it by this name
 
 
+@dataclass(frozen=True)
+class HttpProblem:
+    """What a problem answers: status, stable code, title, and headers."""
+
+    status: int
+    code: str
+    title: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# Status and title of each domain error; a subclass not listed answers as its nearest listed base.
+STATUS_AND_TITLE: dict[type[GatewayError], tuple[int, str]] = {
+    GatewayError: (500, "Internal error"),
+    errors.MalformedRequest: (400, "Malformed request"),
+    errors.InvalidRequest: (422, "Invalid request"),
+    errors.IdempotencyConflict: (422, "Idempotency-Key reused with another request"),
+    errors.PayloadTooLarge: (413, "Request body too large"),
+    errors.Unauthenticated: (401, "Authentication required"),
+    errors.WebhookRejected: (401, "Webhook signature rejected"),
+    errors.Forbidden: (403, "Forbidden"),
+    errors.SessionNotFound: (404, "Session not found"),
+    errors.SessionEnded: (409, "Session ended"),
+    errors.TooManyRequests: (429, "Too many requests"),
+    errors.LiveKitError: (502, "LiveKit answered with an error"),
+    errors.LiveKitUnavailable: (503, "LiveKit is unavailable"),
+    errors.LiveKitTimeout: (504, "LiveKit did not answer in time"),
+    errors.IdentityProviderUnavailable: (503, "Identity provider unavailable"),
+}
+ROUTING_PROBLEMS = {
+    404: HttpProblem(404, "not_found", "Not found"),
+    405: HttpProblem(405, "method_not_allowed", "Method not allowed"),
+}
+
+
+def problem_of(error: GatewayError) -> HttpProblem:
+    kind = next(k for k in type(error).__mro__ if k in STATUS_AND_TITLE)
+    status, title = STATUS_AND_TITLE[kind]
+    return HttpProblem(status, error.code, title, _headers_of(error))
+
+
+def _headers_of(error: GatewayError) -> dict[str, str]:
+    if isinstance(error, errors.Unauthenticated):
+        return {"WWW-Authenticate": error.challenge}
+    if isinstance(error, errors.TooManyRequests):
+        return {"Retry-After": str(error.retry_after_s)}
+    return {}
+
+
+def problem_type(code: str) -> str:
+    """A stable URI per error code (RFC 9457 `type`)."""
+    return f"urn:voice-gateway:problem:{code}"
+
+
+def error_response(request: Request[Any], error: GatewayError) -> Response:
+    return problem_response(request, problem_of(error), error.detail, error.field_errors)
+
+
 def problem_response(
-    request: Request,
-    kind: GatewayError | HttpProblem,
+    request: Request[Any],
+    kind: HttpProblem,
     detail: str,
-    *,
     field_errors: Sequence[FieldError] = (),
     headers: Mapping[str, str] | None = None,
 ) -> Response:
@@ -41,24 +101,26 @@ def problem_response(
     return Response(body, kind.status, headers=all_headers, media_type=MEDIA_TYPE)
 
 
-async def on_gateway_error(request: Request, exc: Exception) -> Response:
+async def on_gateway_error(request: Request[Any], exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return problem_response(request, exc, exc.detail, field_errors=exc.field_errors)
+    return error_response(request, exc)
 
 
-async def on_http_exception(request: Request, exc: Exception) -> Response:
+async def on_http_exception(request: Request[Any], exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    kind = HTTP_PROBLEMS.get(exc.status_code) or HttpProblem(exc.status_code, "http_error", "Error")
+    kind = ROUTING_PROBLEMS.get(exc.status_code) or HttpProblem(
+        exc.status_code, "http_error", "Error"
+    )
     return problem_response(request, kind, _http_detail(request, exc), headers=exc.headers)
 
 
-async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+async def on_unexpected_error(request: Request[Any], exc: Exception) -> Response:
     # A bug: log it with its traceback for us, tell the client only that it happened and its id.
     logger.exception("unhandled error while serving %s %s", request.method, request.url.path)
-    return problem_response(request, GatewayError(""), "The gateway failed; this is a bug.")
+    return error_response(request, GatewayError("The gateway failed; this is a bug."))
 
 
-def _http_detail(request: Request, exc: HTTPException) -> str:
+def _http_detail(request: Request[Any], exc: HTTPException) -> str:
     if exc.status_code == 404:
         return f"No route matches {request.url.path}"
     if exc.status_code == 405:

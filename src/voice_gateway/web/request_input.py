@@ -11,14 +11,14 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from ..errors import FieldError, InvalidRequest, MalformedRequest
-from .models import ROOM_NAME_PATTERN
+from ..vocabulary import ROOM_NAME_ALPHABET, ROOM_NAME_PATTERN
 
 _ROOM_NAME = re.compile(ROOM_NAME_PATTERN)  # with fullmatch: no trailing newline slips by
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+async def read_json_object(request: Request[Any]) -> dict[str, Any]:
     body = await request.body()
     try:
         # NaN, Infinity and 1e999 parse as floats here; the models refuse non-finite numbers
@@ -44,11 +44,11 @@ def validate_as(
         raise InvalidRequest(f"Invalid fields: {names}", field_errors=errors) from exc
 
 
-def room_name_of(request: Request) -> str:
+def room_name_of(request: Request[Any]) -> str:
     """The `{room_name}` of the path, only if it could be a room name the gateway made."""
     room_name = str(request.path_params["room_name"])
     if not _ROOM_NAME.fullmatch(room_name):
-        problem = FieldError("room_name", "must be 1-256 characters of A-Z a-z 0-9 _ . @ -")
+        problem = FieldError("room_name", f"must be {ROOM_NAME_ALPHABET}")
         raise InvalidRequest("Invalid path parameter: room_name", field_errors=[problem])
     return room_name
 

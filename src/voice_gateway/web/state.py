@@ -1,28 +1,34 @@
-"""What the lifespan hands to handlers, and typed access to it."""
+"""What the lifespan hands to handlers, typed: handlers take a `GatewayRequest` and read
+`request.state["sessions"]` and the like (Starlette's `Request[State]`)."""
 
 from __future__ import annotations
 
-from typing import TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 from starlette.requests import Request
 
+from ..access.caller import Caller
 from ..access.control import AccessControl
+from ..livekit.webhooks import WebhookInbox
+from ..ops.drain import Drain
 from ..ops.metrics import Metrics
 from ..ops.readiness import Readiness
 from ..sessions.service import SessionService
 from ..settings import Settings
-from .middleware.drain import Drain
 
 
 class AppState(TypedDict):
     settings: Settings
     sessions: SessionService
+    webhooks: WebhookInbox
     metrics: Metrics
     drain: Drain
     access: AccessControl
     readiness: Readiness
+    openapi: dict[str, Any]
+    # Per request, in a copy of the state: set by the request-id and access middleware.
+    request_id: NotRequired[str]
+    caller: NotRequired[Caller]
 
 
-def app_state(request: Request) -> AppState:
-    """The lifespan's state as this request sees it (typed by `AppState`, one accessor for all)."""
-    return cast(AppState, request.scope["state"])
+GatewayRequest = Request[AppState]

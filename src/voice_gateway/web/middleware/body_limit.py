@@ -4,6 +4,10 @@ Pure ASGI middleware. A declared `Content-Length` over the limit is refused at o
 A body without one (chunked) is counted as it streams in, and the read that crosses the limit
 raises `PayloadTooLarge`, which the app answers as 413 problem+json; at most one chunk past the
 limit is ever held.
+
+Not Starlette's `RequestBodyLimitMiddleware` (1.x): it answers a declared Content-Length over the
+limit only once the handler starts its response (so the handler runs, and may read the body),
+and its 413 is text/plain, not problem+json. Both break the contract the body-limit tests hold.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import PayloadTooLarge
-from ..problems import problem_response
+from ..problems import error_response
 
 
 class BodyLimitMiddleware:
@@ -29,7 +33,7 @@ class BodyLimitMiddleware:
             return
         if _declared_length(scope) > self.max_bytes:
             error = self._too_large()
-            await problem_response(Request(scope), error, error.detail)(scope, receive, send)
+            await error_response(Request(scope), error)(scope, receive, send)
             return
         await self.app(scope, self._counting(receive), send)
 

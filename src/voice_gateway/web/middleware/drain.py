@@ -1,24 +1,11 @@
-"""The drain: from SIGTERM until the process stops, the gateway keeps serving but says it is
-leaving, so load balancers move traffic elsewhere before its listener closes."""
+"""While the gateway drains, every answer closes its connection (see `ops/drain.py`)."""
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class Drain:
-    """Shared by the server (which starts it on a signal) and the app (which reports it)."""
-
-    def __init__(self) -> None:
-        self._started = False
-
-    @property
-    def started(self) -> bool:
-        return self._started
-
-    def start(self) -> None:
-        self._started = True
+from ...ops.drain import Drain
 
 
 class DrainMiddleware:

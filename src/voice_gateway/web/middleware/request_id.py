@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import random
 import re
 from contextvars import ContextVar
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ...ids import new_request_id
+from ...vocabulary import REQUEST_ID_PATTERN
+
 HEADER = "X-Request-ID"
-# Echoed ids end up in logs and headers: keep them short and free of anything a log could misread.
-SAFE_ID_PATTERN = r"^[A-Za-z0-9._:/+=-]{1,128}$"
-_SAFE_ID = re.compile(SAFE_ID_PATTERN)
+_SAFE_ID = re.compile(REQUEST_ID_PATTERN)
 
 # The id of the request being served, for every log line written on its behalf. It is never
 # reset: uvicorn serves each request in a task of its own, and the id must outlive this
@@ -48,17 +49,5 @@ def _accepted_id(offered: str | None) -> str:
     return new_request_id()
 
 
-def new_request_id() -> str:
-    """128 random bits as 32 hex digits, like a uuid4, but from `random`, not `os.urandom`.
-
-    A correlation id needs uniqueness, not secrecy. `uuid4()` makes a syscall that releases the
-    GIL, and getting it back from the token-signing threads cost ~15% of the loop under load.
-    """
-    return f"{_ids.getrandbits(128):032x}"
-
-
-_ids = random.Random()  # seeded from the OS once, at import  # noqa: S311
-
-
-def request_id_of(request: Request) -> str:
-    return str(getattr(request.state, "request_id", "")) or new_request_id()
+def request_id_of(request: Request[Any]) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "")) or new_request_id()

@@ -1,18 +1,29 @@
-"""`/openapi.json`: built once per app, served as is."""
+"""`/openapi.json`: the document built once per app from every endpoint's declaration."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from ..openapi import build_openapi
+from ..endpoint import Endpoint
+from ..openapi import Operation
+from ..state import GatewayRequest
 
 
-def openapi_route() -> Route:
-    document = build_openapi()
+async def openapi_json(request: GatewayRequest) -> Response:
+    return JSONResponse(request.state["openapi"])
 
-    async def openapi_json(request: Request) -> Response:
-        return JSONResponse(document)
 
-    return Route("/openapi.json", openapi_json, methods=["GET"])
+ENDPOINTS = (
+    Endpoint(
+        openapi_json,
+        Operation(
+            "get",
+            "/openapi.json",
+            "This document",
+            200,
+            None,
+            ok_json_schema={"type": "object"},
+            public=True,
+        ),
+    ),
+)

@@ -5,29 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from livekit import api
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from ...access.caller import caller_of, fill_own_identity, require_may_act_for
+from ...access.caller import fill_own_identity
 from ...sessions import idempotency
-from ...sessions.service import Idempotency, SessionDetails
+from ...sessions.service import SessionAsk, SessionDetails
+from ..endpoint import Endpoint
+from ..middleware.access import caller_of
 from ..models import ParticipantView, SessionCreated, SessionRequest, SessionView
+from ..openapi import BODY, IDEMPOTENCY_KEY, LIVEKIT, NO_STORE_HEADER, Operation
 from ..request_input import read_json_object, room_name_of, validate_as
 from ..responses import NO_STORE, model_response
-from ..state import app_state
+from ..state import GatewayRequest
 
 
-async def create_session(request: Request) -> Response:
+async def create_session(request: GatewayRequest) -> Response:
     caller = caller_of(request)
     data = await read_json_object(request)
     fill_own_identity(caller, data, "user_id")
-    context = {"max_session_hours": app_state(request)["settings"].max_session_hours}
+    context = {"max_session_hours": request.state["settings"].max_session_hours}
     body = validate_as(SessionRequest, data, context)
-    require_may_act_for(caller, body.user_id, "user_id")
-    created = await app_state(request)["sessions"].create_session(
-        body.user_id, body.agent_id, body.session_duration_hours, idempotency_of(request)
-    )
+    ask = SessionAsk(body.user_id, body.agent_id, body.session_duration_hours, _key_of(request))
+    created = await request.state["sessions"].create_session(caller, ask)
     response = SessionCreated(
         session_id=created.record.session_id,
         room_name=created.room_name,
@@ -38,26 +37,20 @@ async def create_session(request: Request) -> Response:
     return model_response(response, 201, NO_STORE)
 
 
-async def get_session(request: Request) -> Response:
-    may_act_for = caller_of(request).may_act_for
-    details = await app_state(request)["sessions"].get_session(room_name_of(request), may_act_for)
+async def get_session(request: GatewayRequest) -> Response:
+    sessions = request.state["sessions"]
+    details = await sessions.get_session(caller_of(request), room_name_of(request))
     return model_response(session_view(details))
 
 
-async def end_session(request: Request) -> Response:
-    may_act_for = caller_of(request).may_act_for
-    await app_state(request)["sessions"].end_session(room_name_of(request), may_act_for)
+async def end_session(request: GatewayRequest) -> Response:
+    await request.state["sessions"].end_session(caller_of(request), room_name_of(request))
     return Response(status_code=204)
 
 
-def idempotency_of(request: Request) -> Idempotency | None:
+def _key_of(request: GatewayRequest) -> str | None:
     key = request.headers.get(idempotency.HEADER)
-    if key is None:
-        return None
-    caller = caller_of(request)
-    # Who the caller is scopes the key: two callers' equal keys are unrelated.
-    scope = f"{caller.kind.value}:{caller.subject or caller.key_id or ''}"
-    return Idempotency(scope, idempotency.checked_key(key))
+    return None if key is None else idempotency.checked_key(key)
 
 
 def session_view(details: SessionDetails) -> SessionView:
@@ -86,8 +79,43 @@ def participant_view(participant: api.ParticipantInfo) -> ParticipantView:
     )
 
 
-routes = [
-    Route("/api/voice/session", create_session, methods=["POST"]),
-    Route("/api/voice/session/{room_name}", get_session, methods=["GET"]),
-    Route("/api/voice/session/{room_name}", end_session, methods=["DELETE"]),
-]
+ENDPOINTS = (
+    Endpoint(
+        create_session,
+        Operation(
+            "post",
+            "/api/voice/session",
+            "Create a voice session: room, agent dispatch, token",
+            201,
+            SessionCreated,
+            SessionRequest,
+            (*BODY, 403, 409, *LIVEKIT),
+            ok_headers=NO_STORE_HEADER,
+            header_params=(IDEMPOTENCY_KEY,),
+        ),
+    ),
+    Endpoint(
+        get_session,
+        Operation(
+            "get",
+            "/api/voice/session/{room_name}",
+            "The session held in a room",
+            200,
+            SessionView,
+            problems=(403, 404, 422, *LIVEKIT),
+            path_params=("room_name",),
+        ),
+    ),
+    Endpoint(
+        end_session,
+        Operation(
+            "delete",
+            "/api/voice/session/{room_name}",
+            "End a session: delete its room",
+            204,
+            None,
+            problems=(403, 404, 422, *LIVEKIT),
+            path_params=("room_name",),
+        ),
+    ),
+)

@@ -1,29 +1,30 @@
 """`POST /api/voice/webhook`: LiveKit's signed event notifications.
 
-No caller authentication here: LiveKit signs each body instead, and the service verifies it. A
-body whose signature does not verify counts against its client address like a refused credential,
-and an address over its limit gets 429 before its body is verified: a flood of bogus webhooks must
-not queue verifications in the threads that sign tokens. Valid webhooks are never counted.
+No caller authentication here: LiveKit signs each body instead, and the webhook inbox verifies
+it. A body whose signature does not verify counts against its client address like a refused
+credential, and an address over its limit gets 429 before its body is verified: a flood of bogus
+webhooks must not queue verifications in the threads that sign tokens. Valid webhooks are never
+counted.
 """
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from ...access.control import client_address
 from ...errors import WebhookRejected
-from ..models import WebhookAccepted
+from ..endpoint import Endpoint
+from ..middleware.access import client_address
+from ..models import WebhookAccepted, WebhookEvent
+from ..openapi import Operation
 from ..responses import model_response
-from ..state import app_state
+from ..state import GatewayRequest
 
 
-async def receive_webhook(request: Request) -> Response:
-    access, address = app_state(request)["access"], client_address(request.scope)
+async def receive_webhook(request: GatewayRequest) -> Response:
+    access, address = request.state["access"], client_address(request.scope)
     await access.before_webhook(address)
     try:
-        received = await app_state(request)["sessions"].receive_webhook(
+        received = await request.state["webhooks"].receive(
             await request.body(), request.headers.get("authorization")
         )
     except WebhookRejected:
@@ -33,4 +34,23 @@ async def receive_webhook(request: Request) -> Response:
     return model_response(WebhookAccepted(event=received.event, session_id=received.session_id))
 
 
-routes = [Route("/api/voice/webhook", receive_webhook, methods=["POST"])]
+ENDPOINTS = (
+    Endpoint(
+        receive_webhook,
+        Operation(
+            "post",
+            "/api/voice/webhook",
+            "LiveKit webhooks, signature-verified",
+            200,
+            WebhookAccepted,
+            WebhookEvent,
+            (400, 401, 413, 429),
+            request_media_type="application/webhook+json",
+            public=True,  # LiveKit's signature is its credential
+            description="`Authorization` carries LiveKit's signature: a JWT (bare, as LiveKit "
+            "sends it) whose `sha256` claim is the body's hash. Unsigned, tampered or expired "
+            "bodies get 401 and are not processed; each counts against the client address's "
+            "limit, and an address over it gets 429 before its webhook is verified.",
+        ),
+    ),
+)

@@ -1,0 +1,35 @@
+"""Everything the gateway holds to talk to LiveKit for its lifetime, opened together: the one
+connection pool for RoomService, the join-token signer and the webhook verifier, and the one
+thread limiter that every synchronous SDK call (signing, verifying) runs under."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from ..ops.metrics import Metrics
+from ..settings import Settings
+from .join_tokens import TokenSigner
+from .rooms import LiveKitRooms, open_livekit_rooms
+from .webhooks import WebhookInbox
+
+
+@dataclass(frozen=True)
+class LiveKit:
+    rooms: LiveKitRooms
+    join_tokens: TokenSigner
+    webhooks: WebhookInbox
+
+
+@asynccontextmanager
+async def open_livekit(settings: Settings, metrics: Metrics) -> AsyncIterator[LiveKit]:
+    limiter = anyio.CapacityLimiter(settings.thread_limit)
+    metrics.watch_thread_limiter(limiter)
+    key, secret = settings.livekit_api_key, settings.livekit_api_secret
+    signer = TokenSigner(key, secret, limiter)
+    webhooks = WebhookInbox(key, secret, limiter, settings.room_prefix, metrics)
+    async with open_livekit_rooms(settings, limiter, metrics) as rooms:
+        yield LiveKit(rooms, signer, webhooks)
