@@ -39,7 +39,7 @@ EXPOSE 8000
 # Liveness only (the process serves): an outage of LiveKit is no reason to restart the gateway.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-m", "voice_gateway.probe", "http://127.0.0.1:8000/healthz"]
-# Exec form: the gateway is PID 1 and receives SIGTERM itself, then drains (see README.md).
+# Exec form: the gateway is PID 1 and receives SIGTERM itself, then drains (see docs/operations.md).
 # One uvicorn worker per container; scale with replicas.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["voice-gateway"]
