@@ -98,7 +98,7 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "uv.lock", "README.md", "src/voice_gateway/app.py"]
+    "path", ["pyproject.toml", "uv.lock", "README.md", "src/voice_gateway/web/app.py"]
 )
 def test_dockerignore_lets_in_what_the_build_copies(path: str) -> None:
     assert not dockerignore_excludes(path, dockerignore_patterns())
