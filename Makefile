@@ -2,6 +2,8 @@
 # from PyPI.
 PYTHON ?= python3
 UV_VERSION := 0.13.8
+# The real LiveKit server the tests run against: the one place its version is named.
+LIVEKIT_VERSION := 1.13.5
 # The uv on PATH, else one this repo installs into .tools/ with pip from a venv: never into the
 # system Python, which PEP 668 protects on Debian and Ubuntu.
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
@@ -9,7 +11,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-deps lint typecheck check bench bench-smoke install uv
+.PHONY: run test test-deps livekit-server lint typecheck check bench bench-smoke install uv
 
 uv: $(UV)
 
@@ -29,8 +31,12 @@ run: install
 test-deps:
 	@bash .ci/test-deps
 
+## The pinned real LiveKit server, built with Go into .tools/bin/ (skipped when already built).
+livekit-server:
+	@bash .ci/build-livekit-server $(LIVEKIT_VERSION)
+
 ## The whole test suite.
-test: install test-deps
+test: install test-deps livekit-server
 	$(UV) run pytest
 
 lint: install

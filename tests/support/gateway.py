@@ -26,8 +26,13 @@ SESSION_BODY = {"user_id": "nate", "agent_id": "pm-agent", "session_duration_hou
 
 
 def make_settings(standin: StandIn, **overrides: Any) -> Settings:
+    return make_settings_for(standin.url, **overrides)
+
+
+def make_settings_for(livekit_url: str, **overrides: Any) -> Settings:
+    """The gateway's settings over the LiveKit at `livekit_url`, with the tests' key pair."""
     values: dict[str, Any] = {
-        "livekit_url": standin.url,
+        "livekit_url": livekit_url,
         "livekit_api_key": API_KEY,
         "livekit_api_secret": API_SECRET,
         "livekit_timeout_s": 1.0,
@@ -51,10 +56,10 @@ async def running_app(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """An ASGI app as a real uvicorn server on a free loopback port, in the test's loop;
-    yields its base URL. Lifespan on, no access log, the process's logging left alone."""
-    sock = bound_listener()
+async def serving(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
+    """An ASGI app as a real uvicorn server on loopback (a free port unless `port` is given), in
+    the test's loop; yields its base URL. Lifespan on, no access log, logging left alone."""
+    sock = bound_listener(port=port)
     config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, ws="none")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -72,9 +77,9 @@ async def serving(app: ASGIApp) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def serving_gateway(settings: Settings) -> AsyncIterator[str]:
-    """The gateway as a real server on a free port (for clients that need a socket)."""
-    async with serving(create_app(settings)) as url:
+async def serving_gateway(settings: Settings, port: int = 0) -> AsyncIterator[str]:
+    """The gateway as a real server (for clients that need a socket)."""
+    async with serving(create_app(settings), port) as url:
         yield url
 
 

@@ -39,11 +39,11 @@ class Gateway:
         return self.process.wait(timeout=timeout_s)
 
 
-def bound_listener(host: str = "127.0.0.1") -> socket.socket:
-    """A socket bound to a free port, for a server started in this process to listen on."""
+def bound_listener(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A socket bound to `port` (0: a free one), for a server in this process to listen on."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, 0))
+    listener.bind((host, port))
     return listener
 
 

@@ -1,0 +1,101 @@
+"""What the gateway does to LiveKit, on the stand-in and on the real `livekit-server` alike:
+create, read and end a session; leave foreign rooms alone; report rejected credentials; replay an
+Idempotency-Key; reap an expired session; verify LiveKit's own signed webhooks."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+import pytest
+
+from tests.support.gateway import create_session, metric, running_gateway, serving_gateway
+from tests.support.livekit_backend import Backend
+from tests.support.problems import assert_problem
+
+pytestmark = pytest.mark.slow
+ONE_SECOND = 1 / 3600
+
+
+async def test_a_session_is_created_read_and_ended(backend: Backend) -> None:
+    async with running_gateway(backend.settings()) as client:
+        created = (await create_session(client)).json()
+        room_name = created["room_name"]
+        rooms = await backend.rooms()
+        read = await client.get(f"/api/voice/session/{room_name}")
+        ended = await client.delete(f"/api/voice/session/{room_name}")
+        after = await client.get(f"/api/voice/session/{room_name}")
+
+    assert room_name in rooms
+    assert read.status_code == 200
+    assert read.json()["session_id"] == created["session_id"]
+    assert read.json()["room_sid"] == rooms[room_name].sid
+    assert ended.status_code == 204
+    assert_problem(after, 404, "session_not_found")
+    assert room_name not in await backend.rooms()
+
+
+async def test_a_room_that_is_not_a_session_is_never_read_or_deleted(backend: Backend) -> None:
+    await backend.create_room("foundry_not_ours", metadata="{}")
+    async with running_gateway(backend.settings()) as client:
+        read = await client.get("/api/voice/session/foundry_not_ours")
+        ended = await client.delete("/api/voice/session/foundry_not_ours")
+
+    assert_problem(read, 404, "session_not_found")
+    assert_problem(ended, 404, "session_not_found")
+    assert "foundry_not_ours" in await backend.rooms()
+
+
+async def test_rejected_credentials_are_a_502_and_not_ready(backend: Backend) -> None:
+    wrong = backend.settings(livekit_api_secret="another-secret-long-enough-0123456789abcdef")
+    async with running_gateway(wrong) as client:
+        created = await create_session(client)
+        ready = await client.get("/readyz")
+
+    assert "API key or secret" in assert_problem(created, 502, "livekit_error")["detail"]
+    assert ready.status_code == 503
+    assert not [name for name in await backend.rooms() if name.startswith("foundry_nate")]
+
+
+async def test_an_idempotency_key_replayed_answers_the_same_session(backend: Backend) -> None:
+    headers = {"Idempotency-Key": "order-1"}
+    async with running_gateway(backend.settings()) as client:
+        first = await client.post("/api/voice/session", json=_body(), headers=headers)
+        again = await client.post("/api/voice/session", json=_body(), headers=headers)
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["room_name"] == first.json()["room_name"]
+    assert again.json()["session_id"] == first.json()["session_id"]
+
+
+async def test_the_reaper_ends_an_expired_session(backend: Backend) -> None:
+    async with running_gateway(backend.settings(reaper_interval_s=0.05)) as client:
+        room_name = (await create_session(client, session_duration_hours=ONE_SECOND)).json()[
+            "room_name"
+        ]
+        with anyio.fail_after(10):
+            while room_name in await backend.rooms():  # noqa: ASYNC110  # another process
+                await anyio.sleep(0.1)
+
+
+async def test_the_backends_signed_webhooks_are_verified(backend: Backend) -> None:
+    ended = 'voice_gateway_webhook_events_total{event="room_finished"}'
+    started = 'voice_gateway_webhook_events_total{event="room_started"}'
+    settings = backend.settings()
+    async with (
+        serving_gateway(settings, backend.gateway_port) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        room_name = (await create_session(client)).json()["room_name"]
+        await client.delete(f"/api/voice/session/{room_name}")
+        with anyio.fail_after(10):
+            while not await metric(client, ended):  # noqa: ASYNC110  # LiveKit sends when it will
+                await anyio.sleep(0.05)
+        counts = (await metric(client, started), await metric(client, ended))
+        rejected = await metric(client, "voice_gateway_webhooks_rejected_total")
+
+    assert counts == (1, 1)
+    assert rejected == 0
+
+
+def _body() -> dict[str, object]:
+    return {"user_id": "nate", "agent_id": "pm-agent", "session_duration_hours": 1}

@@ -1,0 +1,134 @@
+"""The real `livekit-server`, built by `make livekit-server` into .tools/bin/, started per test on
+free loopback ports from a generated config (`--config-body`), stopped with its process group.
+
+Outside CI a missing binary skips the real-server tests with one line saying how to build it; in
+CI (CI=true) it fails them: the real tier must run there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.support.keys import API_KEY, API_SECRET
+from tests.support.processes import free_port
+from tests.support.repo_files import ROOT
+
+BINARY = ROOT / ".tools" / "bin" / "livekit-server"
+HOST = "127.0.0.1"
+UDP_PORTS = 10  # a few participants need no more
+
+
+@dataclass(frozen=True)
+class LiveKitServer:
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def require_binary() -> Path:
+    if BINARY.exists():
+        return BINARY
+    message = f"no {BINARY.relative_to(ROOT)}: `make livekit-server` builds it (needs Go >= 1.26)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextmanager
+def livekit_server(
+    log_dir: Path, webhook_urls: Sequence[str] = (), room: dict[str, Any] | None = None
+) -> Iterator[LiveKitServer]:
+    """The real server, ready (`GET /` answers 200), with the tests' key pair."""
+    binary = require_binary()
+    server = LiveKitServer(free_port(), log_dir / "livekit-server.log")
+    body = yaml.safe_dump(_config(server.port, webhook_urls, room or {}))
+    with server.log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [str(binary), "--config-body", body], stdout=log, stderr=log, start_new_session=True
+        )
+    try:
+        _wait_until_ready(server, process)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _config(port: int, webhook_urls: Sequence[str], room: dict[str, Any]) -> dict[str, Any]:
+    first_udp, last_udp = _free_udp_range()
+    config: dict[str, Any] = {
+        "port": port,
+        "bind_addresses": [HOST],
+        "rtc": {
+            "tcp_port": free_port(),
+            "port_range_start": first_udp,
+            "port_range_end": last_udp,
+            "use_external_ip": False,
+            "node_ip": HOST,  # also keeps the server from adding public STUN servers
+        },
+        "keys": {API_KEY: API_SECRET},
+        "logging": {"level": "info", "json": False},
+        "room": room,
+    }
+    if webhook_urls:
+        config["webhook"] = {"api_key": API_KEY, "urls": list(webhook_urls)}
+    return config
+
+
+def _free_udp_range() -> tuple[int, int]:
+    for _ in range(50):
+        first = random.randint(40000, 59000)  # a port, not a secret
+        if all(_udp_free(port) for port in range(first, first + UDP_PORTS)):
+            return first, first + UDP_PORTS - 1
+    raise RuntimeError("no free UDP port range on 127.0.0.1")
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_until_ready(server: LiveKitServer, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, server.log_path.read_text()[-4000:]
+        try:
+            if httpx.get(server.url + "/", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"livekit-server never answered GET / at {server.url}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        # It waits for undelivered webhooks (to a gateway no longer serving) before it exits:
+        # nothing of a test server is worth that wait.
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
