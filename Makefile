@@ -35,9 +35,10 @@ test-deps:
 livekit-server:
 	@bash .ci/build-livekit-server $(LIVEKIT_VERSION)
 
-## The whole test suite.
+## The whole test suite, with branch coverage (the gateway and stand-in child processes
+## included); fails under [tool.coverage.report] fail_under in pyproject.toml.
 test: install test-deps livekit-server
-	$(UV) run pytest
+	$(UV) run pytest --cov --cov-report=term:skip-covered
 
 lint: install
 	$(UV) run ruff check .
