@@ -20,8 +20,9 @@ uv: $(UV)
 		"install python3-venv (apt-get install python3-venv) or uv itself"; exit 1; }
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+## The locked dependencies into .venv; a uv.lock that no longer matches pyproject.toml fails here.
 install: uv
-	$(UV) sync --frozen
+	$(UV) sync --locked
 
 ## The main job: the gateway on 127.0.0.1:8000 with the LiveKit stand-in on 127.0.0.1:7880.
 run: install
