@@ -11,7 +11,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-deps livekit-server lint typecheck check bench bench-smoke install uv
+.PHONY: run test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke install uv
 
 uv: $(UV)
 
@@ -41,18 +41,32 @@ livekit-server:
 test: install test-deps livekit-server
 	$(UV) run pytest --cov --cov-report=term:skip-covered
 
+## The suite without the `slow` tests (real processes, long waits), stopping at the first
+## failure; no coverage floor, since part of the suite cannot reach it.
+test-fast: install test-deps
+	$(UV) run pytest -m "not slow" -x
+
+## Lint and formatting, checked only (what CI runs).
 lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 
+## Rewrite the code as lint wants it: ruff format, then ruff's safe fixes.
+format: install
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+## mypy --strict over src, tests and bench.
 typecheck: install
 	$(UV) run mypy
 
+## Everything CI checks before the benchmark: lint, typecheck, the whole suite.
 check: lint typecheck test
 
 ## Load benchmarks on loopback (needs wrk; installs it with apt-get when missing and allowed).
 bench: install
 	$(UV) run python -m bench.session_load
 
+## The benchmark in a few seconds, no goal judged (CI): it only has to run.
 bench-smoke: install
 	$(UV) run python -m bench.session_load --smoke
