@@ -18,8 +18,11 @@ import httpx
 
 STOP_GRACE_S = 5.0
 LOG_TAIL_CHARS = 2000
-# uvicorn's access log: thousands of these per run would bury the one line that explains a failure.
-SUCCESS_ACCESS_LINE = re.compile(r'HTTP/[\d.]+" 2\d\d ')
+# Access lines of 2xx answers: thousands per run would bury the one that explains a failure.
+# The gateway and the ceiling write JSON ones (voice_gateway.access); the stand-in, uvicorn's own.
+SUCCESS_ACCESS_LINE = re.compile(
+    r'"logger": "voice_gateway\.access".*"status": 2\d\d\b|HTTP/[\d.]+" 2\d\d '
+)
 
 
 class StartFailure(Exception):

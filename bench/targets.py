@@ -99,7 +99,8 @@ def gateway_env(creds: Credentials, livekit_url: str) -> dict[str, str]:
         "LIVEKIT_URL": livekit_url,
         "LIVEKIT_API_KEY": creds.livekit_key,
         "LIVEKIT_API_SECRET": creds.livekit_secret,
-        # Caller authentication: harmless where the gateway does not ask for it yet.
+        # `serve` refuses to start without caller authentication; a service key, as a backend
+        # would send, is not rate limited unless VOICE_GATEWAY_RATE_LIMIT_SERVICE says so.
         "VOICE_GATEWAY_API_KEYS": creds.caller_key,
         # No load balancer to wait for: stop as soon as requests in flight are done.
         "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0",

@@ -5,13 +5,12 @@ before any key is looked up (`none` and HMAC-with-a-public-key never get that fa
 signature, `exp`, `iss` and `aud` are all required. `sub` becomes the caller's identity.
 
 Why verification runs on the event loop and not through the thread limiter: the key is already
-parsed and cached, so what is left is one signature check, measured at ~50 µs for RS256, ~80 µs
-for ES256 and ~30 µs for HS256 on the 2-core development machine, while a hop through
-`anyio.to_thread.run_sync` alone costs ~55 µs of loop time plus a wake-up (RS256 through a thread:
-~125 µs wall). A thread would make every request slower and contend with token signing for the
-shared limiter, to move less work off the loop than the hop itself puts on it. The LiveKit SDK
-signs a JWT on the loop inside every RoomService call for the same reason. What could block
-(fetching keys) is async network I/O, in `jwks.py`.
+parsed and cached, so what is left is one signature check, which costs the loop about what a hop
+through `anyio.to_thread.run_sync` alone would (see bench/README.md, measured decisions).
+A thread would make every request slower and contend with token signing for the shared limiter,
+to move less work off the loop than the hop itself puts on it. The LiveKit SDK signs a JWT on the
+loop inside every RoomService call for the same reason. What could block (fetching keys) is async
+network I/O, in `jwks.py`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The gateway's own tokens for RoomService calls, signed in worker threads, not on the loop.
 
 Left to itself, `livekit-api` signs a fresh JWT with `AccessToken.to_jwt` inside every
-RoomService coroutine, on the event loop (about a fifth of the loop's time under load). The
-gateway signs them in the thread pool instead: one service token (create, list, delete rooms),
-cached and re-signed at half its lifetime, and a room-scoped admin token for the calls LiveKit
-checks against one room.
+RoomService coroutine, on the event loop (a large share of the loop's time under load: see
+bench/README.md, measured decisions). The gateway signs them in the thread pool instead: one
+service token (create, list, delete rooms), cached and re-signed at half its lifetime, and a
+room-scoped admin token for the calls LiveKit checks against one room.
 """
 
 from __future__ import annotations

@@ -90,8 +90,8 @@ class LogWriter:
     """Writes queued records every `interval_s`, in batches.
 
     The standard QueueListener blocks in `get()`, so every line logged on the loop wakes its thread,
-    which then competes with the loop for the GIL: the benchmark measured 150-400 us of extra
-    gateway CPU per request for one access line. Polling costs one wake-up per interval instead.
+    which then competes with the loop for the GIL: a measurable cost per request for one access
+    line (see bench/README.md, measured decisions). Polling costs one wake-up per interval instead.
     """
 
     def __init__(
