@@ -170,10 +170,6 @@ class RoomStore:
         self._tell([event])
         return True
 
-    def room_names(self) -> list[str]:
-        with self._lock:
-            return list(self._rooms)
-
     def clear(self) -> None:
         with self._lock:
             self._rooms.clear()

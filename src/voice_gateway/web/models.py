@@ -196,6 +196,3 @@ class Problem(BaseModel):
     code: str
     request_id: str
     errors: list[FieldProblem] | None = None
-
-    def to_body(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
