@@ -28,8 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voice_gateway.ops.logs import configure_logging
-from voice_gateway.web.middleware.request_id import current_request_id, new_request_id
+from voice_gateway.ids import new_request_id
+from voice_gateway.ops.logs import configure_logging, current_request_id
 from voice_gateway.web.middleware.request_observer import (
     Observation,
     log_access,

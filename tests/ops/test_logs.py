@@ -19,11 +19,10 @@ from starlette.routing import Route
 from tests.support.gateway import SESSION_BODY, create_session, make_settings, running_gateway
 from tests.support.keys import API_SECRET
 from tests.support.log_capture import CapturedLogs, captured_logs
-from voice_gateway.ops.logs import configure_logging
+from voice_gateway.ops.logs import configure_logging, current_request_id
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 from voice_gateway.web.app import create_app
-from voice_gateway.web.middleware.request_id import current_request_id
 
 
 @pytest.fixture

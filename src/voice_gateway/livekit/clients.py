@@ -30,6 +30,6 @@ async def open_livekit(settings: Settings, metrics: Metrics) -> AsyncIterator[Li
     metrics.watch_thread_limiter(limiter)
     key, secret = settings.livekit_api_key, settings.livekit_api_secret
     signer = TokenSigner(key, secret, limiter)
-    webhooks = WebhookInbox(key, secret, limiter, settings.room_prefix, metrics)
+    webhooks = WebhookInbox(key, secret, limiter, metrics)
     async with open_livekit_rooms(settings, limiter, metrics) as rooms:
         yield LiveKit(rooms, signer, webhooks)

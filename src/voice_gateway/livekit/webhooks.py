@@ -7,8 +7,6 @@ the worker threads under the service's shared limiter. LiveKit sends the JWT bar
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from functools import partial
 
 import anyio
@@ -19,55 +17,21 @@ from pydantic import SecretStr
 
 from ..errors import MalformedRequest, WebhookRejected
 from ..ops.metrics import Metrics
-from ..sessions.record import record_of
 
-logger = logging.getLogger("voice_gateway.webhooks")  # pinned: logs know it by this name
-
-# LiveKit's event names (protocol webhook docs); anything else is counted as "other", so a
-# label's values stay few whatever a future server sends.
-KNOWN_EVENTS = frozenset(
-    {
-        "room_started",
-        "room_finished",
-        "participant_joined",
-        "participant_left",
-        "participant_connection_aborted",
-        "track_published",
-        "track_unpublished",
-        "egress_started",
-        "egress_updated",
-        "egress_ended",
-        "ingress_started",
-        "ingress_ended",
-        "agent_job_started",
-        "agent_job_ended",
-    }
-)
 STALE_ERRORS = (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError)
-
-
-@dataclass(frozen=True)
-class ReceivedEvent:
-    event: str
-    session_id: str | None
 
 
 class WebhookInbox:
     def __init__(
-        self,
-        api_key: str,
-        api_secret: SecretStr,
-        limiter: anyio.CapacityLimiter,
-        prefix: str,
-        metrics: Metrics,
+        self, api_key: str, api_secret: SecretStr, limiter: anyio.CapacityLimiter, metrics: Metrics
     ) -> None:
         verifier = api.TokenVerifier(api_key, api_secret.get_secret_value())
         self._receiver = api.WebhookReceiver(verifier)
         self._limiter = limiter
-        self._prefix = prefix
         self._metrics = metrics
 
-    async def receive(self, body: bytes, authorization: str | None) -> ReceivedEvent:
+    async def receive(self, body: bytes, authorization: str | None) -> api.WebhookEvent:
+        """The event, once its signature holds; WebhookRejected or MalformedRequest otherwise."""
         try:
             event = await self._verified(body, authorization)
         except WebhookRejected as exc:
@@ -76,7 +40,7 @@ class WebhookInbox:
         except MalformedRequest:
             self._metrics.webhooks_rejected.labels("malformed").inc()
             raise
-        return self._record(event)
+        return event
 
     async def _verified(self, body: bytes, authorization: str | None) -> api.WebhookEvent:
         token = (authorization or "").removeprefix("Bearer ").strip()
@@ -95,18 +59,3 @@ class WebhookInbox:
             raise MalformedRequest("The signed webhook body is not a LiveKit event") from exc
         except Exception as exc:  # the SDK raises a bare Exception for a hash mismatch
             raise WebhookRejected("The webhook's signature does not verify", "invalid") from exc
-
-    def _record(self, event: api.WebhookEvent) -> ReceivedEvent:
-        room = event.room
-        record = record_of(room.name, room.metadata, self._prefix) if room.name else None
-        session_id = record.session_id if record else None
-        label = event.event if event.event in KNOWN_EVENTS else "other"
-        self._metrics.webhook_events.labels(label).inc()
-        logger.info(
-            "LiveKit webhook %s: session %s, room %s, participant %s",
-            event.event,
-            session_id or "-",
-            room.name or "-",
-            event.participant.identity or "-",
-        )
-        return ReceivedEvent(event.event, session_id)

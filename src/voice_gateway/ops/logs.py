@@ -2,7 +2,8 @@
 
 Standard-library logging on purpose: uvicorn, aiohttp and the LiveKit SDK already log through it,
 so one handler with one formatter shapes every line the process writes, ours and theirs alike.
-Each line carries the id of the request it was written for (see `request_id.current_request_id`).
+Each line carries the id of the request it was written for (`current_request_id`, set by the
+request-id middleware).
 Lines are written by a thread of their own, so a slow reader of stderr never blocks the event loop;
 it wakes on a timer and writes a batch, so logging a line never wakes a thread (see LogWriter).
 """
@@ -16,12 +17,15 @@ import logging.handlers
 import queue
 import sys
 import threading
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from ..web.middleware.request_id import current_request_id
-
 LogFormat = Literal["json", "text"]
+# The id of the request being served, for every log line written on its behalf. It is never
+# reset: uvicorn serves each request in a task of its own, and the id must outlive this
+# middleware for the lines written after it (the 500 handler, uvicorn's own error line).
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 # What every LogRecord has; anything else on a record was passed by the caller as `extra`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

@@ -21,6 +21,7 @@ from ..ops.metrics import Metrics
 from ..ops.readiness import Readiness
 from ..sessions.reaper import ExpiryReaper, sweep_forever
 from ..sessions.service import open_session_service
+from ..sessions.webhook_intake import WebhookIntake
 from ..settings import Settings
 from .endpoint import operations_of, public_paths_of, routes_of
 from .middleware.access import AccessMiddleware
@@ -89,7 +90,7 @@ async def lifespan(
         yield AppState(
             settings=settings,
             sessions=sessions,
-            webhooks=livekit.webhooks,
+            webhooks=WebhookIntake(livekit.webhooks, settings.room_prefix, metrics),
             metrics=metrics,
             drain=drain,
             access=access,

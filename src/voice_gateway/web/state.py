@@ -9,18 +9,18 @@ from starlette.requests import Request
 
 from ..access.caller import Caller
 from ..access.control import AccessControl
-from ..livekit.webhooks import WebhookInbox
 from ..ops.drain import Drain
 from ..ops.metrics import Metrics
 from ..ops.readiness import Readiness
 from ..sessions.service import SessionService
+from ..sessions.webhook_intake import WebhookIntake
 from ..settings import Settings
 
 
 class AppState(TypedDict):
     settings: Settings
     sessions: SessionService
-    webhooks: WebhookInbox
+    webhooks: WebhookIntake
     metrics: Metrics
     drain: Drain
     access: AccessControl

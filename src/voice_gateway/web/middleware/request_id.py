@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -11,15 +10,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...ids import new_request_id
+from ...ops.logs import current_request_id
 from ...vocabulary import REQUEST_ID_PATTERN
 
 HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(REQUEST_ID_PATTERN)
-
-# The id of the request being served, for every log line written on its behalf. It is never
-# reset: uvicorn serves each request in a task of its own, and the id must outlive this
-# middleware for the lines written after it (the 500 handler, uvicorn's own error line).
-current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 class RequestIdMiddleware:

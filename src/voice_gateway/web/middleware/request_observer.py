@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ...ops.logs import current_request_id
 from ...ops.metrics import Metrics
-from .request_id import current_request_id
 
 access_logger = logging.getLogger("voice_gateway.access")
 
