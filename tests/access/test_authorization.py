@@ -96,7 +96,9 @@ async def test_an_end_user_reads_and_ends_its_own_session(gateway: httpx.AsyncCl
 async def test_reading_another_users_session_is_a_403(gateway: httpx.AsyncClient) -> None:
     path = f"{SESSION}/{await session_of(gateway, 'zoe')}"
 
-    assert_problem(await gateway.get(path, headers=NATE), 403, "forbidden")
+    problem = assert_problem(await gateway.get(path, headers=NATE), 403, "forbidden")
+    assert problem["detail"] == "This session belongs to another user"
+    assert "errors" not in problem  # the request named no field that is to blame
 
 
 async def test_ending_another_users_session_is_a_403_and_leaves_it(
@@ -106,7 +108,8 @@ async def test_ending_another_users_session_is_a_403_and_leaves_it(
 
     response = await gateway.delete(f"{SESSION}/{room_name}", headers=NATE)
 
-    assert_problem(response, 403, "forbidden")
+    problem = assert_problem(response, 403, "forbidden")
+    assert problem["detail"] == "This session belongs to another user"
     assert standin.has_room(room_name)
 
 

@@ -66,10 +66,16 @@ def usable_subject(subject: str, field: str) -> str:
     return subject
 
 
-def require_may_act_for(caller: Caller, identity: str, field: str = "user_id") -> None:
-    if not caller.may_act_for(identity):
-        # The value is not echoed: it is the caller's input, and the sub is the caller's identity.
-        raise Forbidden(
-            f"An end user may act only as itself: {field} must be the token's subject",
-            field_errors=[FieldError(field, "is not the subject of the caller's token")],
-        )
+def require_may_act_for(caller: Caller, identity: str, field: str | None = None) -> None:
+    """403 unless `caller` may act for `identity`. `field` names the request field the identity
+    came from; None when it is the user the session in question belongs to (nothing the request
+    sent is to blame then)."""
+    if caller.may_act_for(identity):
+        return
+    if field is None:
+        raise Forbidden("This session belongs to another user")
+    # The value is not echoed: it is the caller's input, and the sub is the caller's identity.
+    raise Forbidden(
+        f"An end user may act only as itself: {field} must be the token's subject",
+        field_errors=[FieldError(field, "is not the subject of the caller's token")],
+    )

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...access.caller import Caller
+from ...access.control import AccessControl
 from ...errors import GatewayError, Unauthenticated
 from ..problems import error_response
 
@@ -35,7 +36,7 @@ class AccessMiddleware:
         if scope["type"] != "http" or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
-        access = scope["state"]["access"]
+        access: AccessControl = scope["state"]["access"]
         authorization = Headers(scope=scope).getlist("authorization")
         try:
             caller = await access.admit(authorization, client_address(scope))
