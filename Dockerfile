@@ -15,18 +15,16 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
 # Dependencies first, from the committed lock only: this layer is reused until uv.lock changes.
-# A lock that no longer matches pyproject.toml fails the build (what `uv sync --locked` checks);
-# the syncs then install exactly that lock (--frozen, as tests/test_container.py requires).
+# --locked: exactly the lock is installed, and a lock that no longer matches pyproject.toml fails
+# the build instead of being installed.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv lock --check
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --locked --no-dev --no-install-project
 # Then the gateway itself, installed into the venv as a package (not an editable link to /src).
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-editable
+    uv sync --locked --no-dev --no-editable
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can check it.

@@ -40,7 +40,8 @@ def test_dependencies_come_from_the_committed_lock_without_dev_tools() -> None:
     build = STAGES[0]
     syncs = [i.arguments for i in build.all("RUN") if "uv sync" in i.arguments]
     assert syncs
-    assert all("--frozen" in sync and "--no-dev" in sync for sync in syncs)
+    # --locked: the lock exactly, and a lock stale against pyproject.toml fails the build.
+    assert all("--locked" in sync and "--no-dev" in sync for sync in syncs)
     assert any("uv.lock" in i.arguments for i in build.all("COPY"))
 
 
@@ -163,7 +164,7 @@ def _build_context(context: Path) -> Path:
 
 def _uv_sync(uv: str, context: Path, venv: Path, extra: list[str]) -> None:
     env = os.environ | {"UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": sys.executable}
-    command = [uv, "sync", "--frozen", "--no-dev", "--offline", *extra]
+    command = [uv, "sync", "--locked", "--no-dev", "--offline", *extra]
     result = subprocess.run(  # noqa: S603
         command, cwd=context, env=env, capture_output=True, text=True, timeout=300, check=False
     )
