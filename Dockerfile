@@ -16,15 +16,16 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # Dependencies first, from the committed lock only: this layer is reused until uv.lock changes.
 # --locked: exactly the lock is installed, and a lock that no longer matches pyproject.toml fails
-# the build instead of being installed.
+# the build instead of being installed. --no-default-groups: no dev or e2e group, only what the
+# gateway runs on.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-project
+    uv sync --locked --no-default-groups --no-install-project
 # Then the gateway itself, installed into the venv as a package (not an editable link to /src).
 COPY README.md ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable
+    uv sync --locked --no-default-groups --no-editable
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can check it.

@@ -41,7 +41,8 @@ def test_dependencies_come_from_the_committed_lock_without_dev_tools() -> None:
     syncs = [i.arguments for i in build.all("RUN") if "uv sync" in i.arguments]
     assert syncs
     # --locked: the lock exactly, and a lock stale against pyproject.toml fails the build.
-    assert all("--locked" in sync and "--no-dev" in sync for sync in syncs)
+    # --no-default-groups: neither the dev tools nor the e2e group's agent and rtc SDKs.
+    assert all("--locked" in sync and "--no-default-groups" in sync for sync in syncs)
     assert any("uv.lock" in i.arguments for i in build.all("COPY"))
 
 
@@ -134,6 +135,7 @@ def test_the_image_install_steps_work_from_the_build_context_alone(
     for sync in (["--no-install-project"], ["--no-editable"]):
         _uv_sync(uv, context, venv, sync)
     assert not (venv / "bin" / "pytest").exists()
+    assert not list(venv.glob("lib/python*/site-packages/livekit/agents")), "e2e group installed"
     installed = [str(venv / "bin" / "voice-gateway")]
     with serving(tmp_path, standin, installed) as gateway:
         healthcheck = [str(venv / "bin" / "python"), "-m", "voice_gateway.probe"]
@@ -164,7 +166,7 @@ def _build_context(context: Path) -> Path:
 
 def _uv_sync(uv: str, context: Path, venv: Path, extra: list[str]) -> None:
     env = os.environ | {"UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": sys.executable}
-    command = [uv, "sync", "--locked", "--no-dev", "--offline", *extra]
+    command = [uv, "sync", "--locked", "--no-default-groups", "--offline", *extra]
     result = subprocess.run(  # noqa: S603
         command, cwd=context, env=env, capture_output=True, text=True, timeout=300, check=False
     )

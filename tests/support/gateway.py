@@ -56,10 +56,10 @@ async def running_app(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
+async def serving(app: ASGIApp, port: int = 0, host: str = "127.0.0.1") -> AsyncIterator[str]:
     """An ASGI app as a real uvicorn server on loopback (a free port unless `port` is given), in
     the test's loop; yields its base URL. Lifespan on, no access log, logging left alone."""
-    sock = bound_listener(port=port)
+    sock = bound_listener(host, port)
     config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, ws="none")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -70,16 +70,18 @@ async def serving(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
                     task.result()
                     raise RuntimeError("uvicorn stopped while starting")
                 await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield f"http://{host}:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=10)
 
 
 @asynccontextmanager
-async def serving_gateway(settings: Settings, port: int = 0) -> AsyncIterator[str]:
+async def serving_gateway(
+    settings: Settings, port: int = 0, host: str = "127.0.0.1"
+) -> AsyncIterator[str]:
     """The gateway as a real server (for clients that need a socket)."""
-    async with serving(create_app(settings), port) as url:
+    async with serving(create_app(settings), port, host) as url:
         yield url
 
 

@@ -1,5 +1,6 @@
-"""The real `livekit-server`, built by `make livekit-server` into .tools/bin/, started per test on
-free loopback ports from a generated config (`--config-body`), stopped with its process group.
+"""The real `livekit-server`, built by `make livekit-server` into .tools/bin/, started on free
+loopback ports from a generated config (`--config-body`), stopped with its process group. Where
+media must flow it runs inside a network namespace of the test's own (tests/support/netns.py).
 
 Outside CI a missing binary skips the real-server tests with one line saying how to build it; in
 CI (CI=true) it fails them: the real tier must run there.
@@ -24,22 +25,29 @@ import pytest
 import yaml
 
 from tests.support.keys import API_KEY, API_SECRET
+from tests.support.netns import Namespace
 from tests.support.processes import free_port
 from tests.support.repo_files import ROOT
 
 BINARY = ROOT / ".tools" / "bin" / "livekit-server"
-HOST = "127.0.0.1"
+LOOPBACK = "127.0.0.1"
 UDP_PORTS = 10  # a few participants need no more
+NAMESPACE_FIRST_UDP = 50_000  # nothing else listens in a namespace the test made
 
 
 @dataclass(frozen=True)
 class LiveKitServer:
+    host: str
     port: int
     log_path: Path
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
 
 
 def require_binary() -> Path:
@@ -53,15 +61,25 @@ def require_binary() -> Path:
 
 @contextmanager
 def livekit_server(
-    log_dir: Path, webhook_urls: Sequence[str] = (), room: dict[str, Any] | None = None
+    log_dir: Path,
+    webhook_urls: Sequence[str] = (),
+    room: dict[str, Any] | None = None,
+    namespace: Namespace | None = None,
 ) -> Iterator[LiveKitServer]:
-    """The real server, ready (`GET /` answers 200), with the tests' key pair."""
+    """The real server, ready (`GET /` answers 200), with the tests' key pair: on 127.0.0.1, or
+    on the inner address of `namespace` (where WebRTC clients outside it can reach it)."""
     binary = require_binary()
-    server = LiveKitServer(free_port(), log_dir / "livekit-server.log")
-    body = yaml.safe_dump(_config(server.port, webhook_urls, room or {}))
+    host = namespace.inner_address if namespace else LOOPBACK
+    server = LiveKitServer(host, free_port(), log_dir / "livekit-server.log")
+    udp_range = _free_udp_range() if namespace is None else _namespace_udp_range()
+    body = yaml.safe_dump(_config(server, udp_range, webhook_urls, room or {}))
+    command = [str(binary), "--config-body", body]
     with server.log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603
-            [str(binary), "--config-body", body], stdout=log, stderr=log, start_new_session=True
+            namespace.command(command) if namespace else command,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
     try:
         _wait_until_ready(server, process)
@@ -70,17 +88,21 @@ def livekit_server(
         _stop(process)
 
 
-def _config(port: int, webhook_urls: Sequence[str], room: dict[str, Any]) -> dict[str, Any]:
-    first_udp, last_udp = _free_udp_range()
+def _config(
+    server: LiveKitServer,
+    udp_range: tuple[int, int],
+    webhook_urls: Sequence[str],
+    room: dict[str, Any],
+) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "port": port,
-        "bind_addresses": [HOST],
+        "port": server.port,
+        "bind_addresses": [server.host],
         "rtc": {
             "tcp_port": free_port(),
-            "port_range_start": first_udp,
-            "port_range_end": last_udp,
+            "port_range_start": udp_range[0],
+            "port_range_end": udp_range[1],
             "use_external_ip": False,
-            "node_ip": HOST,  # also keeps the server from adding public STUN servers
+            "node_ip": server.host,  # also keeps the server from adding public STUN servers
         },
         "keys": {API_KEY: API_SECRET},
         "logging": {"level": "info", "json": False},
@@ -99,10 +121,14 @@ def _free_udp_range() -> tuple[int, int]:
     raise RuntimeError("no free UDP port range on 127.0.0.1")
 
 
+def _namespace_udp_range() -> tuple[int, int]:
+    return NAMESPACE_FIRST_UDP, NAMESPACE_FIRST_UDP + UDP_PORTS - 1
+
+
 def _udp_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
-            probe.bind((HOST, port))
+            probe.bind((LOOPBACK, port))
         except OSError:
             return False
     return True
