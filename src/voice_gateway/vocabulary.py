@@ -6,7 +6,8 @@ Room names, one shape per way a session starts (see `sessions/record.py`):
 
 - `POST /api/voice/session`: `{prefix}_{user_id}_{agent_id}_{session_id}`, session id `sess_…`;
 - `POST /api/voice/token`: `{prefix}_{session_id}`, the session id a canonical UUID;
-- an idempotency claim: `{prefix}_claim_{session_id}` (never joined).
+- an idempotency claim: `{prefix}_claim_{session_id}` (never joined);
+- the mark of an ended session: `{prefix}_ended_{session_id}` (never joined; endings.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:/+=-]{1,128}$"
 # Visible ASCII only: the key is hashed, never echoed, but a header value with controls is broken.
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 SESSION_ID_PREFIX = "sess_"
+SESSION_ID_CHARS = len(SESSION_ID_PREFIX) + 22  # ids.py: `sess_` and 128 bits in base64url
 
 
 def session_room_name(prefix: str, user_id: str, agent_id: str, session_id: str) -> str:
@@ -42,10 +44,29 @@ def claim_room_name(prefix: str, session_id: str) -> str:
     return f"{prefix}_claim_{session_id}"
 
 
+def end_mark_room_name(prefix: str, session_id: str) -> str:
+    return f"{prefix}_ended_{session_id}"
+
+
 def token_session_id_of(room_name: str, prefix: str) -> str | None:
     """The session id in a token-shaped room name (`{prefix}_{uuid}`), or None."""
     head, _, session_id = room_name.partition("_")
     return session_id if head == prefix and is_canonical_uuid(session_id) else None
+
+
+def session_id_named_by(room_name: str, prefix: str) -> str | None:
+    """The session id a room's name ends in, whatever the room holds: how a room that a join
+    re-created with other metadata (or none) is still known as the session's (endings.py)."""
+    if not is_session_room_name(room_name, prefix):
+        return None
+    if (token_session := token_session_id_of(room_name, prefix)) is not None:
+        return token_session
+    head, tail = room_name[:-SESSION_ID_CHARS], room_name[-SESSION_ID_CHARS:]
+    # `{prefix}_{user_id}_{agent_id}_`, each id at least one character: a claim or an end mark
+    # (`{prefix}_claim_…`, `{prefix}_ended_…`) has one part there, not two.
+    ids = head[len(prefix) + 1 : -1]
+    two_parts = "_" in ids[1:-1]
+    return tail if tail.startswith(SESSION_ID_PREFIX) and head.endswith("_") and two_parts else None
 
 
 def is_session_room_name(room_name: str, prefix: str) -> bool:

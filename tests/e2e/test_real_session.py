@@ -4,8 +4,11 @@ agent dispatched by the gateway, and a WebRTC user (the rtc SDK) joining with th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
+from livekit import rtc
 
 from tests.support.gateway import create_session, metric
 from tests.support.polling import poll_until
@@ -68,3 +71,44 @@ async def test_delete_disconnects_everyone_and_livekit_confirms_it(real_stack: R
 
 async def _wait_for_metric(gateway: httpx.AsyncClient, line: str, timeout_s: float) -> None:
     await poll_until(lambda: metric(gateway, line), timeout_s)
+
+
+async def test_the_reaper_ends_a_live_session_at_its_expiry(real_stack: RealStack) -> None:
+    lifetime_s = 6
+    async with real_stack.gateway(reaper_interval_s=0.25) as gateway:
+        created = await create_session(
+            gateway, agent_id=AGENT_NAME, session_duration_hours=lifetime_s / 3600
+        )
+        session = created.json()
+        expires_at = datetime.fromisoformat(session["expires_at"].replace("Z", "+00:00"))
+        await real_stack.wait_for_agent_in(session["room_name"], timeout_s=5)
+        async with joined_user(session["livekit_url"], session["token"]) as user:
+            await user.hear_agent(timeout_s=5)
+            await user.wait_until_disconnected(timeout_s=lifetime_s + 5)
+            ended_at = datetime.now(UTC)
+
+    assert user.disconnect_reason == rtc.DisconnectReason.ROOM_DELETED
+    # Whole seconds in expires_at; the sweep runs every quarter second.
+    assert timedelta(seconds=-1) <= ended_at - expires_at < timedelta(seconds=3)
+    assert session["room_name"] not in await real_stack.rooms()
+
+
+async def test_a_token_endpoint_join_makes_the_room_and_the_agent_comes(
+    real_stack: RealStack,
+) -> None:
+    ask = {"participant_identity": "nate", "room_config": {"agents": [{"agent_name": AGENT_NAME}]}}
+    async with real_stack.gateway() as gateway:
+        issued = await gateway.post("/api/voice/token", json=ask)
+        answer = issued.json()
+        room = answer["room_name"]
+        rooms_before_join = await real_stack.rooms()
+        async with joined_user(answer["server_url"], answer["participant_token"]) as user:
+            heard_s = await user.hear_agent(timeout_s=10)
+            agent = await user.wait_for_agent(timeout_s=1)
+            served = await user.wait_for_attribute(agent, SESSION_ATTRIBUTE, timeout_s=2)
+            read = await gateway.get(f"/api/voice/session/{room}")
+
+    assert issued.status_code == 201
+    assert room not in rooms_before_join  # LiveKit made it from the token's room configuration
+    assert heard_s < 10
+    assert served == read.json()["session_id"]

@@ -14,6 +14,7 @@ from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.slow
 ONE_SECOND = 1 / 3600
+REVIVED_BY_SWEEP = 'voice_gateway_revived_rooms_deleted_total{found_by="sweep"}'
 
 
 async def test_a_session_is_created_read_and_ended(backend: Backend) -> None:
@@ -94,9 +95,44 @@ async def test_the_backends_signed_webhooks_are_verified(backend: Backend) -> No
         counts = (await metric(client, started), await metric(client, ended))
         rejected = await metric(client, "voice_gateway_webhooks_rejected_total")
 
-    assert counts == (1, 1)
+    assert counts == (2, 1)  # started: the session's room, then its end mark (endings.py)
     assert rejected == 0
 
 
 def _body() -> dict[str, object]:
     return {"user_id": "nate", "agent_id": "pm-agent", "session_duration_hours": 1}
+
+
+async def test_a_room_revived_after_delete_is_deleted_on_its_webhook(backend: Backend) -> None:
+    revived = 'voice_gateway_revived_rooms_deleted_total{found_by="webhook"}'
+    async with (
+        serving_gateway(backend.settings(), backend.gateway_port) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        room_name = (await create_session(client)).json()["room_name"]
+        await client.delete(f"/api/voice/session/{room_name}")
+        # What a join with the session's old token does (a retried join: with no metadata).
+        await backend.create_room(room_name, metadata="")
+        with anyio.fail_after(5):
+            while room_name in await backend.rooms():  # noqa: ASYNC110  # another process
+                await anyio.sleep(0.05)
+        deleted_again = await metric(client, revived)
+
+    assert deleted_again == 1
+
+
+async def test_the_sweep_deletes_a_revived_room_whose_webhook_was_lost(backend: Backend) -> None:
+    # In process: LiveKit's webhooks reach no one.
+    async with running_gateway(backend.settings(reaper_interval_s=0.1)) as client:
+        created = (await create_session(client)).json()
+        room_name = created["room_name"]
+        await client.delete(f"/api/voice/session/{room_name}")
+        await backend.create_room(room_name, metadata="")
+        with anyio.fail_after(5):
+            while room_name in await backend.rooms():  # noqa: ASYNC110  # another process
+                await anyio.sleep(0.05)
+        deleted_again = await metric(client, REVIVED_BY_SWEEP)
+
+    assert deleted_again == 1
+    # The end mark stays, for as long as a token of the session could still join.
+    assert f"foundry_ended_{created['session_id']}" in await backend.rooms()

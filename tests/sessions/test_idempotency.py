@@ -281,7 +281,8 @@ async def test_delete_marks_the_claim_ended_before_it_deletes_the_room(
     await client.delete(f"{SESSION}/{room_name}")
 
     methods = [call.method for call in standin.requests()[before:]]
-    assert methods[-2:] == ["UpdateRoomMetadata", "DeleteRoom"]
+    # Then the end mark (sessions/endings.py), then the room.
+    assert methods[-3:] == ["UpdateRoomMetadata", "CreateRoom", "DeleteRoom"]
 
 
 async def test_a_session_without_a_key_is_still_deleted(

@@ -25,6 +25,17 @@ class User:
     room: rtc.Room
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     disconnect_reason: int | None = None
+    token_refreshed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def refreshed_token(self, timeout_s: float) -> str:
+        """The token LiveKit refreshed for this connection (10 min validity, sent right after
+        the join): what a client still holds after its session ended."""
+        async with asyncio.timeout(timeout_s):
+            await self.token_refreshed.wait()
+        # The SDK keeps it for its own reconnects and has no public accessor.
+        token = self.room._token
+        assert token is not None
+        return token
 
     def agents(self) -> list[rtc.RemoteParticipant]:
         return [
@@ -83,10 +94,12 @@ async def joined_user(url: str, token: str, timeout_s: float = 10) -> AsyncItera
         user.disconnected.set()
 
     room.on("disconnected", on_disconnected)
-    await asyncio.wait_for(
-        room.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), timeout_s
-    )
+    room.on("token_refreshed", user.token_refreshed.set)
+    # Never cancelled: a connect the SDK completes after its caller gave up makes its core panic,
+    # and the SDK answers a panic with SIGTERM to its own process (_ffi_client.py).
+    options = rtc.RoomOptions(auto_subscribe=True, connect_timeout=timeout_s)
     try:
+        await room.connect(url, token, options)
         yield user
     finally:
         await room.disconnect()

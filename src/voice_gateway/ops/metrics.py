@@ -101,6 +101,13 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.revived_rooms_deleted = Counter(
+            "voice_gateway_revived_rooms_deleted_total",
+            "Rooms a join re-created after their session had ended, deleted again, by how they "
+            "were found (webhook, sweep)",
+            ["found_by"],
+            registry=self.registry,
+        )
         self.reaper_sweeps = Counter(
             "voice_gateway_reaper_sweeps_total",
             "Passes of the expiry reaper over LiveKit's rooms, by outcome (ok, failed)",

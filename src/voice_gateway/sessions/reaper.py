@@ -1,4 +1,5 @@
-"""Enforces `expires_at`: deletes the gateway's session rooms once their session has expired.
+"""Enforces `expires_at`: deletes the gateway's session rooms once their session has expired,
+and rooms a join re-created after their session was ended (endings.py).
 
 A token's TTL does not end a live session (LiveKit refreshes connected clients' tokens), so the
 gateway ends it: a background task of the app's lifespan lists LiveKit's rooms every
@@ -19,6 +20,7 @@ from ..errors import GatewayError
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from ..vocabulary import is_session_room_name
+from . import endings
 from .record import SessionRecord, record_of
 
 logger = logging.getLogger("voice_gateway.reaper")  # pinned: logs know it by this name
@@ -38,24 +40,31 @@ class ExpiryReaper:
             self._metrics.reaper_sweeps.labels("failed").inc()
             logger.warning("expiry reaper could not list rooms: %s", exc.detail)
             return 0
-        ended = 0
-        for room_name, record in self._expired(rooms, datetime.now(UTC)):
-            ended += await self._end(room_name, record)
+        ended, now = 0, datetime.now(UTC)
+        # Ended before and re-created by a join since: not a second end of the session.
+        revived = endings.ended_room_names(rooms, self._prefix) & {room.name for room in rooms}
+        for room_name in revived:
+            await endings.delete_revived(self._rooms, self._metrics, room_name, "sweep")
+        for room_name, record in self._sessions(rooms):
+            if room_name not in revived and record.has_expired(now):
+                ended += await self._end(room_name, record)
         self._metrics.reaper_sweeps.labels("ok").inc()
         return ended
 
-    def _expired(self, rooms: list[api.Room], now: datetime) -> list[tuple[str, SessionRecord]]:
-        expired = []
+    def _sessions(self, rooms: list[api.Room]) -> list[tuple[str, SessionRecord]]:
+        sessions = []
         for room in rooms:
             if not is_session_room_name(room.name, self._prefix):
                 continue
             record = record_of(room.name, room.metadata, self._prefix)
-            if record is not None and record.has_expired(now):
-                expired.append((room.name, record))
-        return expired
+            if record is not None:
+                sessions.append((room.name, record))
+        return sessions
 
     async def _end(self, room_name: str, record: SessionRecord) -> int:
         try:
+            # First, as DELETE does: a token refreshed before the end could revive the room.
+            await endings.mark_ended(self._rooms, self._prefix, record)
             await self._rooms.delete(room_name)
         except RoomNotFound:
             logger.debug("expired session %s was already gone", record.session_id)

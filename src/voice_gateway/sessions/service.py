@@ -25,7 +25,7 @@ from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..vocabulary import is_session_room_name
-from . import idempotency
+from . import endings, idempotency
 from .record import SessionRecord, now_to_the_second, record_of, session_lifetime
 from .room_config import check_agent_allowed
 from .token_plan import TokenAsk, plan_token_session
@@ -123,8 +123,9 @@ class SessionService:
     async def end_session(self, caller: Caller, room_name: str) -> None:
         record, _ = await self._find_session(caller, room_name)
         # Before the room goes: should marking fail, the session still stands and DELETE can be
-        # retried; the other way round, a replay could recreate the room in between.
+        # retried; the other way round, a replay or an old token could revive the room in between.
         await idempotency.end_claim(self._rooms, self._prefix, record)
+        await endings.mark_ended(self._rooms, self._prefix, record)
         try:
             await self._rooms.delete(room_name)
         except RoomNotFound:

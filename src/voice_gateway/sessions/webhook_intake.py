@@ -1,13 +1,19 @@
 """LiveKit's webhooks, read for the gateway's sessions: which session an event is about, counted
-and logged. The signature is checked first, in `livekit/webhooks.py`."""
+and logged; and a session room LiveKit reports started after its session ended is deleted
+(endings.py). The signature is checked first, in `livekit/webhooks.py`."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
+from livekit import api
+
+from ..errors import GatewayError
+from ..livekit.rooms import LiveKitRooms
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
+from . import endings
 from .record import record_of
 
 logger = logging.getLogger("voice_gateway.webhooks")  # pinned: logs know it by this name
@@ -41,8 +47,11 @@ class ReceivedEvent:
 
 
 class WebhookIntake:
-    def __init__(self, inbox: WebhookInbox, prefix: str, metrics: Metrics) -> None:
+    def __init__(
+        self, inbox: WebhookInbox, rooms: LiveKitRooms, prefix: str, metrics: Metrics
+    ) -> None:
         self._inbox = inbox
+        self._rooms = rooms
         self._prefix = prefix
         self._metrics = metrics
 
@@ -60,4 +69,14 @@ class WebhookIntake:
             room.name or "-",
             event.participant.identity or "-",
         )
+        if event.event == "room_started":
+            await self._end_if_revived(room)
         return ReceivedEvent(event.event, session_id)
+
+    async def _end_if_revived(self, room: api.Room) -> None:
+        try:
+            if await endings.is_over(self._rooms, self._prefix, room):
+                await endings.delete_revived(self._rooms, self._metrics, room.name, "webhook")
+        except GatewayError as exc:
+            # The event itself was received; the sweep finds the revived room on its next pass.
+            logger.warning("could not check whether room %s was revived: %s", room.name, exc.detail)

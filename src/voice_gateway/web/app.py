@@ -90,7 +90,7 @@ async def lifespan(
         yield AppState(
             settings=settings,
             sessions=sessions,
-            webhooks=WebhookIntake(livekit.webhooks, settings.room_prefix, metrics),
+            webhooks=WebhookIntake(livekit.webhooks, livekit.rooms, settings.room_prefix, metrics),
             metrics=metrics,
             drain=drain,
             access=access,

@@ -1,0 +1,103 @@
+"""An ended session stays ended, with no store of the gateway's own.
+
+Measured on livekit-server 1.13.5 (tests/e2e/test_final_end.py, docs/livekit-observed.md): a
+join token that is still valid re-creates a deleted room, and because the gateway's tokens carry
+the room's configuration, the agent is dispatched into it again. A client holds such a token
+after the end: the one it was given (valid until `expires_at`) and the one LiveKit refreshes for
+every connected client (10 minutes of validity, renewed every 5). The rtc SDK retries a join that
+fails, and a retried join re-created the room with the agent but without the session's metadata.
+RemoveParticipant's `revoke_token_ts` is not honoured by the open server, and
+`room.auto_create: false` would also refuse the token endpoint's first join, which is how that
+endpoint's rooms come to exist.
+
+So the gateway ends the revived room itself:
+- `mark_ended`, before DELETE or the reaper removes a session's room, creates an *end mark*: a
+  room `{prefix}_ended_{session_id}` that is never joined and that LiveKit closes once every
+  token of the session has expired (`mark_lifetime_s`).
+- A room named as a session that has an end mark (or whose record has expired) is *revived*,
+  whatever metadata it holds. The webhook intake deletes it as soon as LiveKit reports
+  `room_started`, its first event; the sweep finds it among the rooms it lists anyway, should
+  that webhook be lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from livekit import api
+
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from ..ops.metrics import Metrics
+from ..vocabulary import end_mark_room_name, session_id_named_by
+from .record import SessionRecord, now_to_the_second, record_of
+
+logger = logging.getLogger("voice_gateway.endings")  # pinned: logs know it by this name
+
+# What LiveKit gives the token it refreshes for a connected client: 10 minutes (roommanager.go).
+REFRESHED_TOKEN_VALIDITY_S = 600
+MARK_MARGIN_S = 60
+_ENDED_ROOM = "ended_room"  # the mark's metadata: {"ended_room": <the session's room name>}
+
+
+def mark_lifetime_s(record: SessionRecord) -> int:
+    """Until the last token of the session has expired: its own (`expires_at`), or one LiveKit
+    refreshed just before the end."""
+    until_expiry = (record.expires_at - now_to_the_second()).total_seconds()
+    return int(max(until_expiry, REFRESHED_TOKEN_VALIDITY_S)) + MARK_MARGIN_S
+
+
+async def mark_ended(rooms: LiveKitRooms, prefix: str, record: SessionRecord) -> None:
+    """Record that the session is over for good, before its room goes."""
+    request = api.CreateRoomRequest(
+        name=end_mark_room_name(prefix, record.session_id),
+        metadata=json.dumps({_ENDED_ROOM: record.room_name(prefix)}),
+        empty_timeout=mark_lifetime_s(record),
+    )
+    await rooms.create(request)  # CreateRoom is idempotent: a second mark changes nothing
+
+
+async def is_over(rooms: LiveKitRooms, prefix: str, room: api.Room) -> bool:
+    """Whether `room`, named as one of the gateway's sessions, holds a session that is over:
+    expired by its record, or marked ended. A join may have re-created it with other metadata
+    than the session's, or none, so its name alone says which session it is."""
+    session_id = session_id_named_by(room.name, prefix)
+    if session_id is None:
+        return False
+    record = record_of(room.name, room.metadata, prefix)
+    if record is not None and record.has_expired(now_to_the_second()):
+        return True
+    mark = await rooms.find(end_mark_room_name(prefix, session_id))
+    return mark is not None and room.name in ended_room_names([mark], prefix)
+
+
+def ended_room_names(rooms: list[api.Room], prefix: str) -> set[str]:
+    """The session rooms the end marks among `rooms` name."""
+    marks = end_mark_room_name(prefix, "")
+    return {_ended_room_of(room.metadata) for room in rooms if room.name.startswith(marks)} - {""}
+
+
+async def delete_revived(
+    rooms: LiveKitRooms, metrics: Metrics, room_name: str, found_by: str
+) -> bool:
+    """Delete a room that a join brought back after its session ended; False if already gone."""
+    try:
+        await rooms.delete(room_name)
+    except RoomNotFound:
+        return False
+    metrics.revived_rooms_deleted.labels(found_by).inc()
+    logger.warning(
+        "room %s was re-created by a join after its session ended (%s); deleted it again",
+        room_name,
+        found_by,
+    )
+    return True
+
+
+def _ended_room_of(metadata: str) -> str:
+    try:
+        mark = json.loads(metadata)
+    except ValueError:
+        return ""
+    ended = mark.get(_ENDED_ROOM) if isinstance(mark, dict) else None
+    return ended if isinstance(ended, str) else ""
