@@ -11,7 +11,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke install uv
+.PHONY: run run-livekit test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke install uv
 
 uv: $(UV)
 
@@ -27,6 +27,15 @@ install: uv
 ## The main job: the gateway on 127.0.0.1:8000 with the LiveKit stand-in on 127.0.0.1:7880.
 run: install
 	$(UV) run voice-gateway dev
+
+## The real stack: the pinned livekit-server (built once with Go), the gateway in front of it
+## and the example agent; prints how to get a session and join it. Ctrl-C stops all three.
+run-livekit: install
+	@[ -x .tools/bin/livekit-server ] || command -v go >/dev/null 2>&1 || { echo "make" \
+		"run-livekit: needs Go >= 1.26 once, to build the real LiveKit server (https://go.dev/dl/)"; \
+		exit 2; }
+	@bash .ci/build-livekit-server $(LIVEKIT_VERSION)
+	$(UV) run python examples/run_livekit.py
 
 ## Debian packages the tests use (redis-server); installed only as root without a terminal (CI).
 test-deps:

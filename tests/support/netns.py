@@ -13,8 +13,10 @@ line; in CI (CI=true) it fails it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -103,6 +105,16 @@ def _alive(pid: int) -> bool:
 
 
 def _remove(name: str, outer_link: str) -> None:
+    # What still runs inside (a server whose test run was killed) would keep the namespace alive.
+    pids = subprocess.run(  # noqa: S603
+        ["ip", "netns", "pids", name],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
     # Deleting the namespace deletes its veth end, and with it the pair; the outer link goes too.
     for removal in (["link", "del", outer_link], ["netns", "del", name]):
         subprocess.run(["ip", *removal], capture_output=True, check=False)  # noqa: S603, S607
