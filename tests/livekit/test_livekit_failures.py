@@ -104,25 +104,28 @@ async def test_a_room_created_past_the_deadline_is_deleted_again(standin: StandI
                 await anyio.sleep(0.05)
 
 
-async def test_concurrent_sessions_overlap_while_livekit_is_slow(
-    client: httpx.AsyncClient, standin: StandIn
-) -> None:
+async def test_concurrent_sessions_overlap_while_livekit_is_slow(standin: StandIn) -> None:
     standin.set_latency(0.2)
     statuses: list[int] = []
     started = time.monotonic()
 
-    async def one_session(user: int) -> None:
+    async def one_session(client: httpx.AsyncClient, user: int) -> None:
         response = await create_session(client, user_id=f"user{user}")
         statuses.append(response.status_code)
 
-    async with anyio.create_task_group() as group:
+    # A deadline far from the latency: on a loaded machine a call may wait past 1 s, and this
+    # test is about overlap, not speed (that is bench/'s slow-livekit scenario).
+    async with (
+        running_gateway(make_settings(standin, livekit_timeout_s=10)) as client,
+        anyio.create_task_group() as group,
+    ):
         for user in range(200):
-            group.start_soon(one_session, user)
+            group.start_soon(one_session, client, user)
     elapsed = time.monotonic() - started
 
     assert statuses == [201] * 200
-    # Serially this is 200 x 0.2 s = 40 s; overlapping, a small multiple of 0.2 s.
-    assert elapsed < 3.0, elapsed
+    # Serially this is 200 x 0.2 s = 40 s: anything near a few seconds is overlap.
+    assert elapsed < 20, elapsed
 
 
 async def test_healthz_stays_prompt_while_sessions_wait_on_livekit(
