@@ -67,3 +67,10 @@ def idp() -> Iterator[respx.Router]:
             return_value=httpx.Response(200, json=jwks(signing_key("k1")))
         )
         yield router
+
+
+@pytest.fixture
+def webhooks_off_afterwards(standin: StandIn) -> Iterator[None]:
+    """For a test that points the stand-in's webhooks at a gateway of its own."""
+    yield
+    standin.set_webhook_urls([])

@@ -109,13 +109,8 @@ async def test_a_room_revived_after_delete_is_deleted_on_its_webhook(backend: Ba
         serving_gateway(backend.settings(), backend.gateway_port) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
-        room_name = (await create_session(client)).json()["room_name"]
-        await client.delete(f"/api/voice/session/{room_name}")
-        # What a join with the session's old token does (a retried join: with no metadata).
-        await backend.create_room(room_name, metadata="")
-        with anyio.fail_after(5):
-            while room_name in await backend.rooms():  # noqa: ASYNC110  # another process
-                await anyio.sleep(0.05)
+        room_name = (await _ended_and_revived(client, backend))["room_name"]
+        await backend.wait_until_gone(room_name)
         deleted_again = await metric(client, revived)
 
     assert deleted_again == 1
@@ -124,15 +119,18 @@ async def test_a_room_revived_after_delete_is_deleted_on_its_webhook(backend: Ba
 async def test_the_sweep_deletes_a_revived_room_whose_webhook_was_lost(backend: Backend) -> None:
     # In process: LiveKit's webhooks reach no one.
     async with running_gateway(backend.settings(reaper_interval_s=0.1)) as client:
-        created = (await create_session(client)).json()
-        room_name = created["room_name"]
-        await client.delete(f"/api/voice/session/{room_name}")
-        await backend.create_room(room_name, metadata="")
-        with anyio.fail_after(5):
-            while room_name in await backend.rooms():  # noqa: ASYNC110  # another process
-                await anyio.sleep(0.05)
+        created = await _ended_and_revived(client, backend)
+        await backend.wait_until_gone(created["room_name"])
         deleted_again = await metric(client, REVIVED_BY_SWEEP)
 
     assert deleted_again == 1
     # The end mark stays, for as long as a token of the session could still join.
     assert f"foundry_ended_{created['session_id']}" in await backend.rooms()
+
+
+async def _ended_and_revived(client: httpx.AsyncClient, backend: Backend) -> dict[str, str]:
+    created: dict[str, str] = (await create_session(client)).json()
+    await client.delete(f"/api/voice/session/{created['room_name']}")
+    # What a join with the session's old token does (a retried join: with no metadata).
+    await backend.create_room(created["room_name"], metadata="")
+    return created

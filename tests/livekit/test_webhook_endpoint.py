@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -150,12 +149,6 @@ async def test_the_signature_never_appears_in_the_answer(client: httpx.AsyncClie
 
 
 # -- the whole path: LiveKit (the stand-in) sends, the gateway receives ------------------------
-
-
-@pytest.fixture
-def webhooks_off_afterwards(standin: StandIn) -> Iterator[None]:
-    yield
-    standin.set_webhook_urls([])
 
 
 @pytest.mark.usefixtures("webhooks_off_afterwards")

@@ -5,7 +5,8 @@ of it (a real client rejoining with an old token) is tests/e2e/test_final_end.py
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -50,25 +51,15 @@ def test_end_marks_name_their_rooms_and_nothing_else_is_read_as_one(standin: Sta
     assert ended_room_names([mark, broken, odd, listed], "foundry") == {"r1"}
 
 
-@pytest.fixture
-def webhooks_off_afterwards(standin: StandIn) -> Iterator[None]:
-    yield
-    standin.set_webhook_urls([])
-
-
 @pytest.mark.usefixtures("webhooks_off_afterwards")
 async def test_a_join_with_an_old_token_revives_the_room_and_the_gateway_ends_it(
     standin: StandIn,
 ) -> None:
-    async with serving_gateway(make_settings(standin, api_keys=[SERVICE_KEY])) as url:
-        standin.set_webhook_urls([f"{url}{WEBHOOK}"])
-        async with httpx.AsyncClient(base_url=url, headers=SERVICE_AUTH) as client:
-            created = (await create_session(client)).json()
-            room = created["room_name"]
-            await client.delete(f"/api/voice/session/{room}")
-            standin.join(created["token"])  # LiveKit re-creates the room from the token
-            await wait_until(lambda: not standin.has_room(room))
-            revived = await metric(client, REVIVED)
+    async with _gateway_getting_webhooks(standin) as client:
+        created = await _ended_session(client)
+        standin.join(created["token"])  # LiveKit re-creates the room from the token
+        await wait_until(lambda: not standin.has_room(created["room_name"]))
+        revived = await metric(client, REVIVED)
 
     assert revived == 1
 
@@ -77,17 +68,27 @@ async def test_a_join_with_an_old_token_revives_the_room_and_the_gateway_ends_it
 async def test_a_revived_room_livekit_cannot_be_asked_about_is_left_to_the_sweep(
     standin: StandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with serving_gateway(make_settings(standin, api_keys=[SERVICE_KEY])) as url:
-        standin.set_webhook_urls([f"{url}{WEBHOOK}"])
-        async with httpx.AsyncClient(base_url=url, headers=SERVICE_AUTH) as client:
-            created = (await create_session(client)).json()
-            room = created["room_name"]
-            await client.delete(f"/api/voice/session/{room}")
-            standin.fail_next(status=503)  # every call, until clear_faults()
-            with caplog.at_level(logging.WARNING, logger="voice_gateway.webhooks"):
-                standin.create_room(room)
-                await wait_until(lambda: "could not check" in caplog.text)
-            standin.clear_faults()
+    async with _gateway_getting_webhooks(standin) as client:
+        room = (await _ended_session(client))["room_name"]
+        standin.fail_next(status=503)  # every call, until clear_faults()
+        with caplog.at_level(logging.WARNING, logger="voice_gateway.webhooks"):
+            standin.create_room(room)
+            await wait_until(lambda: "could not check" in caplog.text)
+        standin.clear_faults()
 
     assert standin.has_room(room)
     standin.state.store.delete_room(room)
+
+
+@asynccontextmanager
+async def _gateway_getting_webhooks(standin: StandIn) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving_gateway(make_settings(standin, api_keys=[SERVICE_KEY])) as url:
+        standin.set_webhook_urls([f"{url}{WEBHOOK}"])
+        async with httpx.AsyncClient(base_url=url, headers=SERVICE_AUTH) as client:
+            yield client
+
+
+async def _ended_session(client: httpx.AsyncClient) -> dict[str, str]:
+    created: dict[str, str] = (await create_session(client)).json()
+    await client.delete(f"/api/voice/session/{created['room_name']}")
+    return created

@@ -9,6 +9,7 @@ from livekit import api
 
 from tests.support.gateway import make_settings_for
 from tests.support.keys import API_KEY, API_SECRET
+from tests.support.polling import poll_until
 from voice_gateway.settings import Settings
 
 
@@ -25,6 +26,12 @@ class Backend:
         async with api.LiveKitAPI(self.url, API_KEY, API_SECRET) as livekit:
             listed = await livekit.room.list_rooms(api.ListRoomsRequest())
         return {room.name: room for room in listed.rooms}
+
+    async def wait_until_gone(self, name: str, timeout_s: float = 5) -> None:
+        async def gone() -> bool:
+            return name not in await self.rooms()
+
+        await poll_until(gone, timeout_s)
 
     async def create_room(self, name: str, metadata: str) -> None:
         async with api.LiveKitAPI(self.url, API_KEY, API_SECRET) as livekit:
