@@ -134,3 +134,15 @@ async def _ended_and_revived(client: httpx.AsyncClient, backend: Backend) -> dic
     # What a join with the session's old token does (a retried join: with no metadata).
     await backend.create_room(created["room_name"], metadata="")
     return created
+
+
+async def test_a_token_endpoint_room_exists_only_once_someone_joins(backend: Backend) -> None:
+    # The join itself needs WebRTC on the real server: tests/e2e joins with this token.
+    async with running_gateway(backend.settings()) as client:
+        issued = await client.post("/api/voice/token", json={"participant_identity": "nate"})
+        room_name = issued.json()["room_name"]
+        read = await client.get(f"/api/voice/session/{room_name}")
+
+    assert issued.status_code == 201
+    assert room_name not in await backend.rooms()
+    assert_problem(read, 404, "session_not_found")
