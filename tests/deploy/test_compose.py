@@ -1,8 +1,10 @@
-"""compose.yaml: the gateway beside a real LiveKit, wired right. Parsed here; also validated by
-`docker compose config` where a Compose v2 client is installed (no engine is needed for it)."""
+"""compose.yaml: the gateway beside a real LiveKit and the example agent, wired right. Parsed here;
+also validated by `docker compose config` where a Compose v2 client is installed (no engine is
+needed for it)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.repo_files import ROOT, read_yaml
+from tests.support.repo_files import ROOT, compose_interpolate, dockerfile_stages, read_yaml
 from voice_gateway.settings import Settings, env_name
 
 COMPOSE = read_yaml("compose.yaml")
@@ -107,6 +109,85 @@ def test_a_profile_adds_redis_for_livekit_and_the_gateway() -> None:
         assert SERVICES[service]["depends_on"]["redis"]["required"] is False
 
 
+def test_the_agent_is_built_from_the_root_with_its_own_dockerfile_and_ignore_file() -> None:
+    build = SERVICES["agent"]["build"]
+
+    assert build["context"] == "."  # uv.lock is in the context
+    assert (ROOT / build["dockerfile"]).is_file()
+    # BuildKit reads <Dockerfile>.dockerignore instead of the context's .dockerignore.
+    assert (ROOT / f"{build['dockerfile']}.dockerignore").is_file()
+    assert SERVICES["agent"]["image"] != SERVICES["gateway"]["image"]
+
+
+def test_the_agent_registers_with_livekit_inside_with_the_gateways_key_pair() -> None:
+    agent, gateway = SERVICES["agent"]["environment"], SERVICES["gateway"]["environment"]
+
+    assert agent["LIVEKIT_URL"] == "ws://livekit:7880"
+    assert agent["LIVEKIT_API_KEY"] == gateway["LIVEKIT_API_KEY"]
+    assert agent["LIVEKIT_API_SECRET"] == gateway["LIVEKIT_API_SECRET"]
+
+
+def test_the_agent_waits_for_a_healthy_livekit() -> None:
+    assert SERVICES["agent"]["depends_on"]["livekit"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "allowed"),
+    [
+        ({}, "example-agent", ["example-agent"]),
+        ({"VOICE_GATEWAY_DEFAULT_AGENT": ""}, "example-agent", ["example-agent"]),  # .env.example
+        ({"VOICE_GATEWAY_DEFAULT_AGENT": "my-agent"}, "my-agent", ["my-agent"]),
+        (
+            {"VOICE_GATEWAY_ALLOWED_AGENTS": "example-agent,pm-agent"},
+            "example-agent",
+            ["example-agent", "pm-agent"],
+        ),
+    ],
+)
+def test_the_gateway_dispatches_the_agent_by_the_name_it_registers_under(
+    env: dict[str, str], name: str, allowed: list[str]
+) -> None:
+    agent = _resolved("agent", REQUIRED_VALUES | env)
+    gateway = _resolved("gateway", REQUIRED_VALUES | env)
+
+    settings = Settings.model_validate({_field(var): value for var, value in gateway.items()})
+
+    assert agent["LIVEKIT_AGENT_NAME"] == name
+    assert settings.default_agent == name
+    assert settings.allowed_agents == allowed
+
+
+def test_the_agent_is_checked_on_its_health_port_as_its_image_does() -> None:
+    agent = SERVICES["agent"]
+    environment, test = agent["environment"], agent["healthcheck"]["test"]
+    runtime = dockerfile_stages(agent["build"]["dockerfile"])[-1]
+    image_env = re.findall(r"(\w+)=(\S+)", " ".join(i.arguments for i in runtime.all("ENV")))
+
+    assert test[0] == "CMD"
+    assert test[1:] == runtime.last("HEALTHCHECK").exec_form()
+    assert "os.environ['AGENT_HEALTH_PORT']" in test[-1]
+    assert ("AGENT_HEALTH_PORT", environment["AGENT_HEALTH_PORT"]) in image_env
+    # Only the healthcheck, inside the container, asks it: nothing publishes or binds it wider.
+    assert environment["AGENT_HEALTH_HOST"] == "127.0.0.1"
+    assert "ports" not in agent
+
+
+def test_the_agent_is_given_longer_to_stop_than_its_drain() -> None:
+    timeouts = _agent_server_arguments("drain_timeout", "shutdown_process_timeout")
+    stop_s = int(SERVICES["agent"]["stop_grace_period"].removesuffix("s"))
+
+    assert stop_s > sum(timeouts)
+
+
+def test_the_agent_runs_read_only_without_capabilities() -> None:
+    agent = SERVICES["agent"]
+
+    assert agent["read_only"] is True
+    assert agent["tmpfs"] == ["/tmp"]  # multiprocessing's forkserver socket  # noqa: S108
+    assert agent["cap_drop"] == ["ALL"]
+    assert agent["security_opt"] == ["no-new-privileges:true"]
+
+
 def test_every_service_has_a_healthcheck() -> None:
     assert all("healthcheck" in service for service in SERVICES.values())
 
@@ -146,6 +227,11 @@ def test_docker_compose_config_accepts_the_file(compose: list[str]) -> None:
         "compose-test-key: compose-test-secret-0123456789abcdef"
     )
     assert {p["target"] for p in services["livekit"]["ports"]} == {7880, 7881, 7882}
+    assert services["agent"]["environment"]["LIVEKIT_URL"] == "ws://livekit:7880"
+    assert services["agent"]["environment"]["LIVEKIT_AGENT_NAME"] == "example-agent"
+    assert services["gateway"]["environment"]["VOICE_GATEWAY_DEFAULT_AGENT"] == "example-agent"
+    assert services["gateway"]["environment"]["VOICE_GATEWAY_ALLOWED_AGENTS"] == "example-agent"
+    assert services["agent"]["build"]["dockerfile"] == "examples/agent/Dockerfile"
 
 
 def test_docker_compose_config_names_a_missing_required_setting(compose: list[str]) -> None:
@@ -163,6 +249,29 @@ def test_docker_compose_profile_redis_adds_the_redis_service(compose: list[str])
 
     assert "redis" not in plain
     assert "redis" in with_redis.stdout.split()
+
+
+def _resolved(service: str, env: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose hands it over, interpolated from `env` (the .env)."""
+    environment = SERVICES[service]["environment"]
+    return {name: compose_interpolate(str(value), env) for name, value in environment.items()}
+
+
+def _field(variable: str) -> str:
+    names = {env_name(field): field for field in Settings.model_fields}
+    return names[variable]
+
+
+def _agent_server_arguments(*names: str) -> list[float]:
+    """Keyword arguments of the AgentServer(...) call in examples/agent/agent.py."""
+    tree = ast.parse((ROOT / "examples" / "agent" / "agent.py").read_text())
+    (call,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "AgentServer"
+    ]
+    given = {k.arg: k.value for k in call.keywords}
+    return [float(ast.literal_eval(given[name])) for name in names]
 
 
 def _compose_v2() -> list[str] | None:

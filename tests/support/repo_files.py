@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,37 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def read_yaml(relative: str) -> Any:
     return yaml.safe_load((ROOT / relative).read_text())
+
+
+def compose_interpolate(text: str, env: Mapping[str, str]) -> str:
+    """`text` with Compose's `${VAR}`, `${VAR:-default}` (nested too) and `${VAR:?message}`
+    replaced from `env`, the forms compose.yaml uses; a missing required one raises KeyError."""
+    out, position = "", 0
+    while (start := text.find("${", position)) != -1:
+        end, depth = start + 2, 1
+        while depth:
+            if text.startswith("${", end):
+                depth, end = depth + 1, end + 2
+                continue
+            if text[end] == "}":
+                depth -= 1
+            end += 1
+        out += text[position:start] + _expand(text[start + 2 : end - 1], env)
+        position = end
+    return out + text[position:]
+
+
+def _expand(expression: str, env: Mapping[str, str]) -> str:
+    match = re.fullmatch(r"(\w+)(?:(:-|:\?)(.*))?", expression, re.S)
+    if match is None:
+        raise ValueError(f"an interpolation compose.yaml does not use: ${{{expression}}}")
+    name, operator, operand = match.groups()
+    value = env.get(name, "")
+    if value or operator is None:
+        return value
+    if operator == ":-":
+        return compose_interpolate(operand, env)
+    raise KeyError(f"{name}: {operand}")
 
 
 @dataclass(frozen=True)
