@@ -14,7 +14,9 @@ import pytest
 from tests.support.gateway import create_session, make_settings, metric, serving_gateway
 from tests.support.keys import SERVICE_AUTH, SERVICE_KEY
 from tests.support.polling import wait_until
-from voice_gateway.sessions.endings import ended_room_names
+from voice_gateway.livekit.clients import open_livekit
+from voice_gateway.ops.metrics import Metrics
+from voice_gateway.sessions.endings import delete_revived, ended_room_names
 from voice_gateway.standin import StandIn
 from voice_gateway.vocabulary import session_id_named_by
 
@@ -92,3 +94,22 @@ async def _ended_session(client: httpx.AsyncClient) -> dict[str, str]:
     created: dict[str, str] = (await create_session(client)).json()
     await client.delete(f"/api/voice/session/{created['room_name']}")
     return created
+
+
+async def test_a_revived_room_livekit_will_not_delete_now_is_left_for_the_next_try(
+    standin: StandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(standin)
+    standin.create_room("foundry_nate_pm-agent_" + SESSION_ID)
+    metrics = Metrics()
+    async with open_livekit(settings, metrics) as livekit:
+        standin.fail_next(status=500, code="internal", times=1)
+        with caplog.at_level(logging.WARNING, logger="voice_gateway.endings"):
+            deleted = await delete_revived(
+                livekit.rooms, metrics, "foundry_nate_pm-agent_" + SESSION_ID, "sweep"
+            )
+
+    assert not deleted
+    assert "could not delete revived room" in caplog.text
+    assert standin.has_room("foundry_nate_pm-agent_" + SESSION_ID)
+    standin.state.store.delete_room("foundry_nate_pm-agent_" + SESSION_ID)

@@ -27,6 +27,7 @@ import logging
 
 from livekit import api
 
+from ..errors import GatewayError
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from ..vocabulary import end_mark_room_name, session_id_named_by
@@ -80,10 +81,14 @@ def ended_room_names(rooms: list[api.Room], prefix: str) -> set[str]:
 async def delete_revived(
     rooms: LiveKitRooms, metrics: Metrics, room_name: str, found_by: str
 ) -> bool:
-    """Delete a room that a join brought back after its session ended; False if already gone."""
+    """Delete a room that a join brought back after its session ended; False if it was already
+    gone or LiveKit would not delete it now (the next sweep tries again)."""
     try:
         await rooms.delete(room_name)
     except RoomNotFound:
+        return False
+    except GatewayError as exc:
+        logger.warning("could not delete revived room %s (%s): %s", room_name, found_by, exc.detail)
         return False
     metrics.revived_rooms_deleted.labels(found_by).inc()
     logger.warning(
