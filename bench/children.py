@@ -16,12 +16,17 @@ from types import TracebackType
 
 import httpx
 
+HOST = "127.0.0.1"  # every child listens here, and only here
+REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 5.0
 LOG_TAIL_CHARS = 2000
-# Access lines of 2xx answers: thousands per run would bury the one that explains a failure.
-# The gateway and the ceiling write JSON ones (voice_gateway.access); the stand-in, uvicorn's own.
-SUCCESS_ACCESS_LINE = re.compile(
-    r'"logger": "voice_gateway\.access".*"status": 2\d\d\b|HTTP/[\d.]+" 2\d\d '
+# Routine lines, left out of log tails: thousands per run would bury the one that explains a
+# failure. Access lines of 2xx answers: JSON ones from the gateway and the ceiling
+# (voice_gateway.access), uvicorn's own from the stand-in; and every INFO line of the real
+# livekit-server, five per room (its API call, the agent dispatch, closing): its warnings and
+# errors stay.
+ROUTINE_LINE = re.compile(
+    r'"logger": "voice_gateway\.access".*"status": 2\d\d\b|HTTP/[\d.]+" 2\d\d |^\S+\tINFO\t'
 )
 
 
@@ -34,6 +39,7 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    stop_grace_s: float = STOP_GRACE_S  # after SIGTERM, before SIGKILL
 
     @property
     def pid(self) -> int:
@@ -45,7 +51,7 @@ class Child:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        telling = [line for line in lines if not SUCCESS_ACCESS_LINE.search(line)]
+        telling = [line for line in lines if not ROUTINE_LINE.search(line)]
         return "\n".join(telling)[-LOG_TAIL_CHARS:]
 
 
@@ -56,7 +62,13 @@ class Children(AbstractContextManager["Children"]):
         self.work_dir = work_dir  # every child's working directory, and where its log goes
         self._children: list[Child] = []
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        stop_grace_s: float = STOP_GRACE_S,
+    ) -> Child:
         log_path = self.work_dir / f"{name}.log"
         with log_path.open("wb") as log:
             # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
@@ -69,7 +81,7 @@ class Children(AbstractContextManager["Children"]):
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        child = Child(name, process, log_path)
+        child = Child(name, process, log_path, stop_grace_s)
         self._children.append(child)
         return child
 
@@ -94,12 +106,12 @@ class Children(AbstractContextManager["Children"]):
 
 
 def stop(child: Child) -> None:
-    """SIGTERM (uvicorn shuts down cleanly), then SIGKILL after a grace period."""
+    """SIGTERM (uvicorn shuts down cleanly), then SIGKILL after the child's grace period."""
     if child.process.poll() is not None:
         return
     _signal_group(child, signal.SIGTERM)
     try:
-        child.process.wait(STOP_GRACE_S)
+        child.process.wait(child.stop_grace_s)
     except subprocess.TimeoutExpired:
         _signal_group(child, signal.SIGKILL)
         child.process.wait(STOP_GRACE_S)
@@ -113,7 +125,7 @@ def _signal_group(child: Child, signum: signal.Signals) -> None:
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
 
 

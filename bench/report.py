@@ -15,7 +15,7 @@ from .wrk import WrkResult
 
 CPU_ROLES = ("server", "livekit", "wrk")
 HEADER = (
-    "scenario", "target", "conns", "sessions/s", "p50 ms", "p99 ms", "non-2xx", "errors",
+    "scenario", "target", "livekit", "conns", "sessions/s", "p50 ms", "p99 ms", "non-2xx", "errors",
     "gw/ceiling", "goal", "CPU% server/livekit/wrk",
 )  # fmt: skip
 
@@ -24,7 +24,8 @@ HEADER = (
 class Row:
     scenario: str
     target: str  # "gateway" or "ceiling"
-    livekit_latency_ms: int
+    livekit: str  # behind the gateway: "stand-in 0 ms", "livekit-server"; "-" for the ceiling
+    livekit_latency_ms: int | None  # the stand-in's per call; None without a stand-in
     connections: int
     result: WrkResult
     cpu_percent: Mapping[str, float | None]  # by role, over the measured run
@@ -55,15 +56,36 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def format_notes(rows: Sequence[Row]) -> str:
-    """What bounds each latency-bound run: every connection waits on LiveKit once per session."""
+    """What bounds each latency-bound run (every connection waits on LiveKit once per session),
+    and how the real server compares with the stand-in at the same connections."""
     notes = [
         f"{row.scenario}: {row.connections} connections / {row.livekit_latency_ms} ms per "
         f"LiveKit call = at most {row.connections * 1000 / row.livekit_latency_ms:.0f} sessions/s"
         for row in rows
         if row.target == "gateway" and row.livekit_latency_ms
     ]
+    notes += [_against_standin(real, rows) for real in rows if real.livekit == "livekit-server"]
     notes.append("CPU%: of one core, over the measured run; server = gateway or ceiling process")
     return "\n".join("note: " + note for note in notes)
+
+
+def standin_pair(row: Row, rows: Sequence[Row]) -> Row | None:
+    """The gateway in front of the stand-in in the same scenario as `row` (the real server)."""
+    return next(
+        (r for r in rows if r.scenario == row.scenario and r.livekit.startswith("stand-in")), None
+    )
+
+
+def _against_standin(real: Row, rows: Sequence[Row]) -> str:
+    standin = standin_pair(real, rows)
+    about = f"{real.scenario}: {real.result.sessions_per_s:.0f} sessions/s with livekit-server"
+    if standin is None or not standin.result.sessions_per_s:
+        return about
+    ratio = real.result.sessions_per_s / standin.result.sessions_per_s
+    return (
+        f"{about}, {standin.result.sessions_per_s:.0f} with the {standin.livekit} at the same "
+        f"{real.connections} connections ({ratio:.2f}x)"
+    )
 
 
 def _cells(row: Row, rows: Sequence[Row]) -> tuple[str, ...]:
@@ -71,7 +93,7 @@ def _cells(row: Row, rows: Sequence[Row]) -> tuple[str, ...]:
     goal = "" if row.goal_per_s is None else f">={row.goal_per_s:g}/s " + _verdict(row.goal_met)
     cpu = "/".join(_percent(row.cpu_percent.get(role)) for role in CPU_ROLES)
     return (
-        row.scenario, row.target, str(row.connections), f"{result.sessions_per_s:.1f}",
+        row.scenario, row.target, row.livekit, str(row.connections), f"{result.sessions_per_s:.1f}",
         f"{result.p50_ms:.1f}", f"{result.p99_ms:.1f}", str(result.non_2xx),
         str(result.socket_errors + result.timeouts), "-" if ratio is None else f"{ratio:.2f}",
         goal, cpu,
@@ -113,6 +135,7 @@ def _row_json(row: Row, rows: Sequence[Row]) -> dict[str, Any]:
     return {
         "scenario": row.scenario,
         "target": row.target,
+        "livekit": row.livekit,
         "livekit_latency_ms": row.livekit_latency_ms,
         "connections": row.connections,
         "duration_s": round(result.duration_s, 3),

@@ -1,5 +1,6 @@
 """Load `POST /api/voice/session` with wrk: the gateway (in front of the LiveKit stand-in) against a
-bare Starlette endpoint of the same shape, in two scenarios, all real processes on 127.0.0.1.
+bare Starlette endpoint of the same shape, and the gateway in front of the real livekit-server
+against the stand-in, all real processes on 127.0.0.1.
 
     uv run python -m bench.session_load            # the full benchmark (~10 s per run)
     uv run python -m bench.session_load --smoke    # CI: seconds of load, fails only on errors
@@ -23,8 +24,9 @@ from pathlib import Path
 from types import FrameType
 
 from .children import Children, StartFailure, cpu_seconds
+from .livekit_server import missing_binary
 from .report import Row, describe_machine, format_notes, format_table, write_json
-from .scenarios import SCENARIOS, Plan, Scenario, make_plan
+from .scenarios import SCENARIOS, Backend, Plan, Scenario, make_plan
 from .targets import Credentials, Target, probe_session, start_ceiling, start_gateway
 from .wrk import WrkResult, WrkUnavailable, ensure_wrk, run_wrk
 
@@ -41,8 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenarios = [s for s in SCENARIOS if args.scenario in (None, s.name)]
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every child is stopped.
     signal.signal(signal.SIGTERM, _interrupt)
+    runnable, skipped = _runnable(scenarios)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    if not runnable:
+        return 0
     try:
-        rows = run_all(plan, scenarios)
+        rows = run_all(plan, runnable)
     except KeyboardInterrupt:
         print("interrupted; every child process was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -76,6 +83,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _runnable(scenarios: Sequence[Scenario]) -> tuple[list[Scenario], list[str]]:
+    """The scenarios this machine can run, and one line for each it cannot (smoke or not)."""
+    runnable: list[Scenario] = []
+    skipped: list[str] = []
+    for scenario in scenarios:
+        why = missing_binary() if scenario.backend == "livekit-server" else None
+        if why:
+            skipped.append(f"{scenario.name}: skipped: {why}")
+        else:
+            runnable.append(scenario)
+    return runnable, skipped
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -93,20 +113,41 @@ def run_all(plan: Plan, scenarios: Sequence[Scenario]) -> list[Row]:
 def run_scenario(
     work_dir: Path, wrk: str, plan: Plan, scenario: Scenario, creds: Credentials
 ) -> list[Row]:
-    """The gateway, then the ceiling, each alone on the machine while it is measured."""
-    print(f"{scenario.name}: gateway ...", file=sys.stderr, flush=True)
-    with Children(work_dir) as children, _explained(children):
-        gateway = start_gateway(children, creds, scenario.latency_ms, scenario.name)
-        token_length = probe_session(gateway, creds).token_length
-        gateway_row = measure(wrk, plan, scenario, gateway, creds)
-        if gateway_row.result.non_2xx or gateway_row.result.timeouts:
-            print(children.log_tails(), file=sys.stderr)
+    """Each target alone on the machine while it is measured: the gateway in front of the
+    scenario's LiveKit, then the ceiling (the stand-in scenarios) or the gateway in front of the
+    stand-in at the same connections (the real server's scenario)."""
+    first, token_length = measure_gateway(
+        work_dir, wrk, plan, scenario, creds, scenario.backend, scenario.latency_ms
+    )
+    if scenario.backend != "stand-in":
+        second, _ = measure_gateway(work_dir, wrk, plan, scenario, creds, "stand-in", 0)
+        return [first, second]
     print(f"{scenario.name}: ceiling ...", file=sys.stderr, flush=True)
     with Children(work_dir) as children, _explained(children):
         ceiling = start_ceiling(children, token_length, scenario.name)
         probe_session(ceiling, creds)
         ceiling_row = measure(wrk, plan, scenario, ceiling, creds)
-    return [gateway_row, ceiling_row]
+    return [first, ceiling_row]
+
+
+def measure_gateway(
+    work_dir: Path,
+    wrk: str,
+    plan: Plan,
+    scenario: Scenario,
+    creds: Credentials,
+    backend: Backend,
+    latency_ms: int,
+) -> tuple[Row, int]:
+    """The gateway's row, and the length of the join token it hands out."""
+    print(f"{scenario.name}: gateway, {backend} ...", file=sys.stderr, flush=True)
+    with Children(work_dir) as children, _explained(children):
+        gateway = start_gateway(children, creds, backend, latency_ms, scenario.name)
+        token_length = probe_session(gateway, creds).token_length
+        row = measure(wrk, plan, scenario, gateway, creds)
+        if row.result.non_2xx or row.result.timeouts:
+            print(children.log_tails(), file=sys.stderr)
+    return row, token_length
 
 
 @contextmanager
@@ -138,7 +179,10 @@ def measure(wrk: str, plan: Plan, scenario: Scenario, target: Target, creds: Cre
     }
     cpu["wrk"] = _cpu_percent(0.0, result.cpu_s, result.duration_s)
     goal = plan.goal_for(scenario) if target.name == "gateway" else None
-    return Row(scenario.name, target.name, scenario.latency_ms, connections, result, cpu, goal)
+    return Row(
+        scenario.name, target.name, target.livekit, target.livekit_latency_ms, connections, result,
+        cpu, goal,
+    )  # fmt: skip
 
 
 def _cpu_percent(before: float | None, after: float | None, wall_s: float) -> float | None:

@@ -1,4 +1,5 @@
-"""What the benchmark loads: the gateway in front of the LiveKit stand-in, or the bare ceiling.
+"""What the benchmark loads: the gateway in front of the LiveKit stand-in or the real
+livekit-server, or the bare ceiling.
 
 Each runs as a real process (the venv's Python) on 127.0.0.1, in a scratch working directory so a
 developer's `.env` cannot change what is measured, with LiveKit and gateway variables reset.
@@ -11,16 +12,20 @@ import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
-from .children import Child, Children, StartFailure, free_port, wait_until_ready
+from .children import HOST, REPO_ROOT, Child, Children, StartFailure, free_port, wait_until_ready
+from .livekit_server import start_livekit_server
+from .scenarios import Backend
 
-HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 15.0
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The real server keeps every room it is asked to create until it has been empty this long
+# (the gateway's default: 300 s). Never-joined rooms close after it, so a short one keeps the
+# server at a steady state (about rate x this many rooms) instead of piling up every room of the
+# run; rooms closing is work a production server does too.
+REAL_EMPTY_TIMEOUT_S = 5
 SESSION_PATH = "/api/voice/session"
 PROBE_BODY = {"user_id": "bench-probe", "agent_id": "pm-agent", "session_duration_hours": 1}
 CREATED_FIELDS = {"session_id", "room_name", "token", "livekit_url", "expires_at"}
@@ -40,6 +45,8 @@ class Target:
     name: str
     base_url: str
     processes: Mapping[str, Child]  # by role: "server", and "livekit" behind the gateway
+    livekit: str = "-"  # what answered the gateway's LiveKit calls, as the table shows it
+    livekit_latency_ms: int | None = None  # the stand-in's, per call; None: no stand-in
 
     @property
     def session_url(self) -> str:
@@ -52,33 +59,47 @@ class Probe:
     token_length: int
 
 
-def start_gateway(children: Children, creds: Credentials, latency_ms: int, label: str) -> Target:
-    livekit_port, gateway_port = free_port(), free_port()
+def start_gateway(
+    children: Children, creds: Credentials, backend: Backend, latency_ms: int, label: str
+) -> Target:
+    if backend == "livekit-server":
+        livekit, livekit_url = start_livekit_server(
+            children, f"{label}-livekit-server", child_env(), creds.livekit_key,
+            creds.livekit_secret,
+        )  # fmt: skip
+        described: str = backend
+        latency: int | None = None
+        extra = {"VOICE_GATEWAY_EMPTY_TIMEOUT_S": str(REAL_EMPTY_TIMEOUT_S)}
+    else:
+        livekit, livekit_url = _start_standin(children, creds, latency_ms, label)
+        described, latency, extra = f"stand-in {latency_ms} ms", latency_ms, {}
+    gateway_port = free_port()
+    gateway = children.start(
+        f"{label}-gateway",
+        [sys.executable, "-m", "voice_gateway", "serve", "--host", HOST,
+         "--port", str(gateway_port)],
+        child_env({**gateway_env(creds, livekit_url), **extra}),
+    )  # fmt: skip
+    base_url = f"http://{HOST}:{gateway_port}"
+    wait_until_ready(gateway, base_url + "/healthz", STARTUP_TIMEOUT_S)
+    processes = {"server": gateway, "livekit": livekit}
+    return Target("gateway", base_url, processes, described, latency)
+
+
+def _start_standin(
+    children: Children, creds: Credentials, latency_ms: int, label: str
+) -> tuple[Child, str]:
+    port = free_port()
     standin = children.start(
         f"{label}-standin",
         [sys.executable, "-m", "voice_gateway.standin", "--host", HOST,
-         "--port", str(livekit_port), "--api-key", creds.livekit_key,
+         "--port", str(port), "--api-key", creds.livekit_key,
          "--api-secret", creds.livekit_secret, "--latency-ms", str(latency_ms)],
         child_env(),
     )  # fmt: skip
-    wait_until_ready(standin, f"http://{HOST}:{livekit_port}/", STARTUP_TIMEOUT_S)
-    gateway = children.start(
-        f"{label}-gateway",
-        [
-            sys.executable,
-            "-m",
-            "voice_gateway",
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(gateway_port),
-        ],
-        child_env(gateway_env(creds, f"http://{HOST}:{livekit_port}")),
-    )
-    base_url = f"http://{HOST}:{gateway_port}"
-    wait_until_ready(gateway, base_url + "/healthz", STARTUP_TIMEOUT_S)
-    return Target("gateway", base_url, {"server": gateway, "livekit": standin})
+    url = f"http://{HOST}:{port}"
+    wait_until_ready(standin, url + "/", STARTUP_TIMEOUT_S)
+    return standin, url
 
 
 def start_ceiling(children: Children, token_length: int, label: str) -> Target:
