@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -101,6 +102,9 @@ def _dev(args: argparse.Namespace) -> None:
         )
         _run_gateway(settings, args.host, args.port, "text")
     finally:
+        # Ctrl-C under `make run` reaches make, uv and this process, and uv passes its own on:
+        # the gateway has drained on the first; a second must not break off the stand-in's stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         standin.stop()
 
 
