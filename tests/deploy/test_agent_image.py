@@ -28,6 +28,7 @@ from tests.support.processes import free_port
 from tests.support.repo_files import (
     ROOT,
     compose_interpolate,
+    docker_build_context,
     dockerfile_stages,
     dockerignore_excludes,
     dockerignore_patterns,
@@ -260,18 +261,7 @@ def _answering(status: int) -> Iterator[int]:
 
 
 def _build_context(context: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],  # noqa: S607
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    patterns = dockerignore_patterns(IGNORE_FILE)
-    for name in listed:
-        if (ROOT / name).is_file() and not dockerignore_excludes(name, patterns):
-            (context / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ROOT / name, context / name)
+    docker_build_context(context, IGNORE_FILE)
     assert sorted(p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()) == [
         "examples/agent/agent.py",
         "pyproject.toml",

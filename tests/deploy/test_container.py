@@ -16,6 +16,7 @@ import pytest
 from tests.support.processes import free_port, serving
 from tests.support.repo_files import (
     ROOT,
+    docker_build_context,
     dockerfile_stages,
     dockerignore_excludes,
     dockerignore_patterns,
@@ -149,19 +150,7 @@ def test_the_image_install_steps_work_from_the_build_context_alone(
 
 
 def _build_context(context: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],  # noqa: S607
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    patterns = dockerignore_patterns()
-    for name in listed:
-        if (ROOT / name).is_file() and not dockerignore_excludes(name, patterns):
-            (context / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ROOT / name, context / name)
-    return context
+    return docker_build_context(context)
 
 
 def _uv_sync(uv: str, context: Path, venv: Path, extra: list[str]) -> None:
