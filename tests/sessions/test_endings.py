@@ -7,20 +7,31 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
+import anyio
 import httpx
 import pytest
+from livekit.api import Room
 
-from tests.support.gateway import create_session, make_settings, metric, serving_gateway
+from tests.support.gateway import (
+    SESSION_BODY,
+    create_session,
+    make_settings,
+    metric,
+    serving_gateway,
+)
 from tests.support.keys import SERVICE_AUTH, SERVICE_KEY
 from tests.support.polling import wait_until
 from voice_gateway.livekit.clients import open_livekit
 from voice_gateway.ops.metrics import Metrics
-from voice_gateway.sessions.endings import delete_revived, ended_room_names
+from voice_gateway.sessions.endings import EndMark, delete_revived, revived_room_names
+from voice_gateway.sessions.record import SessionRecord
 from voice_gateway.standin import StandIn
 from voice_gateway.vocabulary import session_id_named_by
 
 SESSION_ID = "sess_" + "A" * 22
+OTHER_ID = "sess_" + "B" * 22
 TOKEN_ID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
 WEBHOOK = "/api/voice/webhook"
 REVIVED = 'voice_gateway_revived_rooms_deleted_total{found_by="webhook"}'
@@ -44,13 +55,57 @@ def test_a_room_is_a_sessions_by_its_name_alone(room_name: str, session_id: str 
     assert session_id_named_by(room_name, "foundry") == session_id
 
 
-def test_end_marks_name_their_rooms_and_nothing_else_is_read_as_one(standin: StandIn) -> None:
-    mark = standin.create_room(f"foundry_ended_{SESSION_ID}", metadata='{"ended_room": "r1"}')
-    broken = standin.create_room(f"foundry_ended_{TOKEN_ID}", metadata="not json")
-    odd = standin.create_room("foundry_ended_x", metadata='{"ended_room": 7}')
-    listed = standin.create_room("foundry_nate_pm-agent_x", metadata='{"ended_room": "r2"}')
+def test_an_end_mark_revives_only_its_own_sessions_life_or_a_room_without_one(
+    standin: StandIn,
+) -> None:
+    ended = _record(created_at="2026-12-01T10:00:00Z")
+    room = ended.room_name("foundry")
+    mark = EndMark(ended_room=room, ended_created_at=ended.created_at).model_dump_json()
+    rooms = [
+        standin.create_room(f"foundry_ended_{SESSION_ID}", metadata=mark),
+        standin.create_room(room, metadata=ended.to_metadata()),
+    ]
+    new_life = _record(created_at="2026-12-01T11:00:00Z").to_metadata()
+    empty = Room(name=room, metadata="")
 
-    assert ended_room_names([mark, broken, odd, listed], "foundry") == {"r1"}
+    assert revived_room_names(rooms, "foundry") == {room}  # the old token's re-creation
+    assert revived_room_names([rooms[0], empty], "foundry") == {room}  # a retried join's
+    assert revived_room_names([rooms[0], Room(name=room, metadata=new_life)], "foundry") == set()
+    for name in (f"foundry_ended_{SESSION_ID}", room):
+        standin.state.store.delete_room(name)
+
+
+@pytest.mark.parametrize(
+    ("mark_name", "metadata"),
+    [
+        # A mark may only name a session room of its own session id.
+        (f"foundry_ended_{OTHER_ID}", None),
+        (f"foundry_ended_{SESSION_ID}", '{"ended_room": "foundry_not_ours"}'),
+        (f"foundry_ended_{SESSION_ID}", "not json"),
+        (f"foundry_ended_{SESSION_ID}", "[" * 100_000 + "]" * 100_000),  # nested too deep
+    ],
+)
+def test_nothing_but_a_well_formed_mark_of_that_session_revives_a_room(
+    mark_name: str, metadata: str | None
+) -> None:
+    room = f"foundry_nate_pm-agent_{SESSION_ID}"
+    mark = (
+        metadata
+        or EndMark(ended_room=room, ended_created_at=_record().created_at).model_dump_json()
+    )
+    rooms = [Room(name=mark_name, metadata=mark), Room(name=room, metadata="")]
+
+    assert revived_room_names(rooms, "foundry") == set()
+
+
+def _record(created_at: str = "2026-12-01T10:00:00Z") -> SessionRecord:
+    return SessionRecord(
+        session_id=SESSION_ID,
+        user_id="nate",
+        agent_id="pm-agent",
+        created_at=datetime.fromisoformat(created_at),
+        expires_at=datetime(2099, 1, 1, tzinfo=UTC),
+    )
 
 
 @pytest.mark.usefixtures("webhooks_off_afterwards")
@@ -113,3 +168,32 @@ async def test_a_revived_room_livekit_will_not_delete_now_is_left_for_the_next_t
     assert "could not delete revived room" in caplog.text
     assert standin.has_room("foundry_nate_pm-agent_" + SESSION_ID)
     standin.state.store.delete_room("foundry_nate_pm-agent_" + SESSION_ID)
+
+
+@pytest.mark.usefixtures("webhooks_off_afterwards")
+async def test_a_new_life_under_an_ended_sessions_name_is_left_alone(standin: StandIn) -> None:
+    key = {"Idempotency-Key": "order-7"}
+    async with _gateway_getting_webhooks(standin) as client:
+        first = (await client.post("/api/voice/session", json=SESSION_BODY, headers=key)).json()
+        await client.delete(f"/api/voice/session/{first['room_name']}")
+        # The claim closes 2 min past expires_at; the end mark may outlive it. A replay of the
+        # key then starts the session anew: same id, same room name, a later created_at.
+        standin.state.store.delete_room(f"foundry_claim_{first['session_id']}")
+        await anyio.sleep(1.1)  # created_at has whole seconds
+        before = len(standin.webhook_deliveries())
+        again = await client.post("/api/voice/session", json=SESSION_BODY, headers=key)
+        # The gateway has answered the new room's room_started (after deciding about it).
+        await wait_until(lambda: _answered_room_started(standin, before, first["room_name"]))
+        revived = await metric(client, REVIVED)
+
+    assert again.status_code == 201
+    assert again.json()["room_name"] == first["room_name"]
+    assert standin.has_room(first["room_name"])
+    assert revived == 0
+
+
+def _answered_room_started(standin: StandIn, since: int, room: str) -> bool:
+    return any(
+        d.event == "room_started" and d.status == 200 and room.encode() in d.body
+        for d in standin.webhook_deliveries()[since:]
+    )

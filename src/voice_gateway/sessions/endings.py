@@ -14,18 +14,21 @@ So the gateway ends the revived room itself:
 - `mark_ended`, before DELETE or the reaper removes a session's room, creates an *end mark*: a
   room `{prefix}_ended_{session_id}` that is never joined and that LiveKit closes once every
   token of the session has expired (`mark_lifetime_s`).
-- A room named as a session that has an end mark (or whose record has expired) is *revived*,
-  whatever metadata it holds. The webhook intake deletes it as soon as LiveKit reports
-  `room_started`, its first event; the sweep finds it among the rooms it lists anyway, should
-  that webhook be lost.
+- A room named as a marked session is *revived* when it holds that same session life (the ended
+  record's `created_at`) or no record at all; a session room whose record has expired is over
+  too. The webhook intake deletes such a room as soon as LiveKit reports `room_started`, its
+  first event; the sweep finds it among the rooms it lists anyway, should that webhook be lost.
+  A *new* life under the same name (an Idempotency-Key replayed once its claim has closed
+  starts one, with a new `created_at`) is not revived and is left alone.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from datetime import datetime
 
 from livekit import api
+from pydantic import BaseModel, ValidationError
 
 from ..errors import GatewayError
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
@@ -38,30 +41,40 @@ logger = logging.getLogger("voice_gateway.endings")  # pinned: logs know it by t
 # What LiveKit gives the token it refreshes for a connected client: 10 minutes (roommanager.go).
 REFRESHED_TOKEN_VALIDITY_S = 600
 MARK_MARGIN_S = 60
-_ENDED_ROOM = "ended_room"  # the mark's metadata: {"ended_room": <the session's room name>}
 
 
-def mark_lifetime_s(record: SessionRecord) -> int:
-    """Until the last token of the session has expired: its own (`expires_at`), or one LiveKit
-    refreshed just before the end."""
+class EndMark(BaseModel):
+    """What an end mark room holds: the room and the session life (its `created_at`) it ends."""
+
+    ended_room: str
+    ended_created_at: datetime
+
+
+def mark_lifetime_s(record: SessionRecord, token_ttl_s: int) -> int:
+    """Until the last token of the session has expired: its own (`expires_at`), one issued just
+    before the end (the token endpoint's TTL), or one LiveKit refreshed just before the end."""
     until_expiry = (record.expires_at - now_to_the_second()).total_seconds()
-    return int(max(until_expiry, REFRESHED_TOKEN_VALIDITY_S)) + MARK_MARGIN_S
+    longest = max(until_expiry, token_ttl_s, REFRESHED_TOKEN_VALIDITY_S)
+    return int(longest) + MARK_MARGIN_S
 
 
-async def mark_ended(rooms: LiveKitRooms, prefix: str, record: SessionRecord) -> None:
+async def mark_ended(
+    rooms: LiveKitRooms, prefix: str, record: SessionRecord, token_ttl_s: int
+) -> None:
     """Record that the session is over for good, before its room goes."""
+    mark = EndMark(ended_room=record.room_name(prefix), ended_created_at=record.created_at)
     request = api.CreateRoomRequest(
         name=end_mark_room_name(prefix, record.session_id),
-        metadata=json.dumps({_ENDED_ROOM: record.room_name(prefix)}),
-        empty_timeout=mark_lifetime_s(record),
+        metadata=mark.model_dump_json(),
+        empty_timeout=mark_lifetime_s(record, token_ttl_s),
     )
     await rooms.create(request)  # CreateRoom is idempotent: a second mark changes nothing
 
 
 async def is_over(rooms: LiveKitRooms, prefix: str, room: api.Room) -> bool:
     """Whether `room`, named as one of the gateway's sessions, holds a session that is over:
-    expired by its record, or marked ended. A join may have re-created it with other metadata
-    than the session's, or none, so its name alone says which session it is."""
+    expired by its record, or the life an end mark names. A join may have re-created it with
+    other metadata than the session's, or none, so its name says which session it is."""
     session_id = session_id_named_by(room.name, prefix)
     if session_id is None:
         return False
@@ -69,13 +82,32 @@ async def is_over(rooms: LiveKitRooms, prefix: str, room: api.Room) -> bool:
     if record is not None and record.has_expired(now_to_the_second()):
         return True
     mark = await rooms.find(end_mark_room_name(prefix, session_id))
-    return mark is not None and room.name in ended_room_names([mark], prefix)
+    return mark is not None and room.name in revived_room_names([mark, room], prefix)
 
 
-def ended_room_names(rooms: list[api.Room], prefix: str) -> set[str]:
-    """The session rooms the end marks among `rooms` name."""
-    marks = end_mark_room_name(prefix, "")
-    return {_ended_room_of(room.metadata) for room in rooms if room.name.startswith(marks)} - {""}
+def revived_room_names(rooms: list[api.Room], prefix: str) -> set[str]:
+    """The rooms among `rooms` that an end mark among them says are over (no call of its own)."""
+    marks = _marks_by_room(rooms, prefix)
+    revived = set()
+    for room in rooms:
+        mark = marks.get(room.name)
+        record = record_of(room.name, room.metadata, prefix) if mark else None
+        if mark and (record is None or record.created_at == mark.ended_created_at):
+            revived.add(room.name)
+    return revived
+
+
+def _marks_by_room(rooms: list[api.Room], prefix: str) -> dict[str, EndMark]:
+    """The end marks among `rooms`, by the room each names: only a session room of the mark's
+    own session, so no mark (whoever made it) can name a room that is not the gateway's."""
+    names = end_mark_room_name(prefix, "")
+    marks = {}
+    for room in rooms:
+        mark = _mark_of(room.metadata) if room.name.startswith(names) else None
+        session_id = room.name.removeprefix(names)
+        if mark and session_id_named_by(mark.ended_room, prefix) == session_id:
+            marks[mark.ended_room] = mark
+    return marks
 
 
 async def delete_revived(
@@ -99,10 +131,8 @@ async def delete_revived(
     return True
 
 
-def _ended_room_of(metadata: str) -> str:
+def _mark_of(metadata: str) -> EndMark | None:
     try:
-        mark = json.loads(metadata)
-    except ValueError:
-        return ""
-    ended = mark.get(_ENDED_ROOM) if isinstance(mark, dict) else None
-    return ended if isinstance(ended, str) else ""
+        return EndMark.model_validate_json(metadata)
+    except ValidationError:  # also what pydantic makes of JSON nested too deep
+        return None

@@ -27,10 +27,17 @@ logger = logging.getLogger("voice_gateway.reaper")  # pinned: logs know it by th
 
 
 class ExpiryReaper:
-    def __init__(self, rooms: LiveKitRooms, prefix: str, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        rooms: LiveKitRooms,
+        prefix: str,
+        metrics: Metrics,
+        token_ttl_s: int = endings.REFRESHED_TOKEN_VALIDITY_S,
+    ) -> None:
         self._rooms = rooms
         self._prefix = prefix
         self._metrics = metrics
+        self._token_ttl_s = token_ttl_s  # how long an end mark must last (endings.py)
 
     async def sweep(self) -> int:
         """One pass: the number of expired sessions this pass ended."""
@@ -42,7 +49,7 @@ class ExpiryReaper:
             return 0
         ended, now = 0, datetime.now(UTC)
         # Ended before and re-created by a join since: not a second end of the session.
-        revived = endings.ended_room_names(rooms, self._prefix) & {room.name for room in rooms}
+        revived = endings.revived_room_names(rooms, self._prefix)
         for room_name in revived:
             await endings.delete_revived(self._rooms, self._metrics, room_name, "sweep")
         for room_name, record in self._sessions(rooms):
@@ -64,7 +71,7 @@ class ExpiryReaper:
     async def _end(self, room_name: str, record: SessionRecord) -> int:
         try:
             # First, as DELETE does: a token refreshed before the end could revive the room.
-            await endings.mark_ended(self._rooms, self._prefix, record)
+            await endings.mark_ended(self._rooms, self._prefix, record, self._token_ttl_s)
             await self._rooms.delete(room_name)
         except RoomNotFound:
             logger.debug("expired session %s was already gone", record.session_id)

@@ -125,7 +125,7 @@ class SessionService:
         # Before the room goes: should marking fail, the session still stands and DELETE can be
         # retried; the other way round, a replay or an old token could revive the room in between.
         await idempotency.end_claim(self._rooms, self._prefix, record)
-        await endings.mark_ended(self._rooms, self._prefix, record)
+        await endings.mark_ended(self._rooms, self._prefix, record, self._settings.token_ttl_s)
         try:
             await self._rooms.delete(room_name)
         except RoomNotFound:

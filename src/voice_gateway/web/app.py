@@ -83,7 +83,7 @@ async def lifespan(
         open_session_service(settings, livekit, metrics) as sessions,
         anyio.create_task_group() as background,
     ):
-        reaper = ExpiryReaper(livekit.rooms, settings.room_prefix, metrics)
+        reaper = ExpiryReaper(livekit.rooms, settings.room_prefix, metrics, settings.token_ttl_s)
         background.start_soon(sweep_forever, reaper, settings.reaper_interval_s)
         lag = (settings.loop_lag_interval_s, settings.loop_lag_warning_s, metrics.loop_lag)
         background.start_soon(watch_loop_lag, *lag)
