@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gateway import create_session, metric
-from tests.support.polling import poll_until
 from tests.support.real_stack import AGENT_NAME, RealStack
 from tests.support.rejoining_client import Attempts, rejoin_for
 from tests.support.rtc_user import joined_user
@@ -31,7 +30,7 @@ async def test_a_deleted_session_stays_deleted(real_stack: RealStack) -> None:
         rejoins = [await _rejoin(url, token) for token in (session["token"], refreshed)]
         revived = await metric(gateway, REVIVED_AND_DELETED)
         # While the gateway serves: the client's last try may have re-created the room again.
-        await _wait_until_gone(real_stack, room)
+        await real_stack.livekit.wait_until_gone(room, FINAL_WITHIN_S)
 
     _assert_final(rejoins)
     assert revived >= 1  # the old token did re-create the room: the gateway ended it again
@@ -48,7 +47,7 @@ async def test_a_deleted_token_endpoint_session_stays_deleted(real_stack: RealSt
             await gateway.delete(f"/api/voice/session/{room}")
             await user.wait_until_disconnected(timeout_s=3)
         rejoins = [await _rejoin(url, token) for token in (token, refreshed)]
-        await _wait_until_gone(real_stack, room)
+        await real_stack.livekit.wait_until_gone(room, FINAL_WITHIN_S)
 
     _assert_final(rejoins)
 
@@ -67,16 +66,9 @@ async def test_an_expired_session_stays_ended(real_stack: RealStack) -> None:
             refreshed = await user.refreshed_token(timeout_s=5)
             await user.wait_until_disconnected(timeout_s=lifetime_s + 5)
         rejoin = await _rejoin(url, refreshed)  # the join token itself expired with the session
-        await _wait_until_gone(real_stack, room)
+        await real_stack.livekit.wait_until_gone(room, FINAL_WITHIN_S)
 
     _assert_final([rejoin])
-
-
-async def _wait_until_gone(real_stack: RealStack, room: str) -> None:
-    async def gone() -> bool:
-        return room not in await real_stack.rooms()
-
-    await poll_until(gone, FINAL_WITHIN_S)
 
 
 async def _rejoin(url: str, token: str) -> Attempts:

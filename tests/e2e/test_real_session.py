@@ -66,7 +66,7 @@ async def test_delete_disconnects_everyone_and_livekit_confirms_it(real_stack: R
     assert ended.status_code == 204
     assert user_gone_s < 3
     assert agent_gone_s < 3
-    assert room not in await real_stack.rooms()
+    assert room not in await real_stack.livekit.rooms()
 
 
 async def _wait_for_metric(gateway: httpx.AsyncClient, line: str, timeout_s: float) -> None:
@@ -90,7 +90,7 @@ async def test_the_reaper_ends_a_live_session_at_its_expiry(real_stack: RealStac
     assert user.disconnect_reason == rtc.DisconnectReason.ROOM_DELETED
     # Whole seconds in expires_at; the sweep runs every quarter second.
     assert timedelta(seconds=-1) <= ended_at - expires_at < timedelta(seconds=3)
-    assert session["room_name"] not in await real_stack.rooms()
+    assert session["room_name"] not in await real_stack.livekit.rooms()
 
 
 async def test_a_token_endpoint_join_makes_the_room_and_the_agent_comes(
@@ -101,7 +101,7 @@ async def test_a_token_endpoint_join_makes_the_room_and_the_agent_comes(
         issued = await gateway.post("/api/voice/token", json=ask)
         answer = issued.json()
         room = answer["room_name"]
-        rooms_before_join = await real_stack.rooms()
+        rooms_before_join = await real_stack.livekit.rooms()
         async with joined_user(answer["server_url"], answer["participant_token"]) as user:
             heard_s = await user.hear_agent(timeout_s=10)
             agent = await user.wait_for_agent(timeout_s=1)

@@ -15,6 +15,7 @@ from livekit import api
 from tests.support.agent_worker import AgentWorker
 from tests.support.gateway import make_settings_for, serving_gateway
 from tests.support.keys import API_KEY, API_SECRET
+from tests.support.livekit_backend import Backend
 from tests.support.livekit_server import LiveKitServer
 from tests.support.netns import Namespace
 from tests.support.polling import poll_until
@@ -30,6 +31,11 @@ class RealStack:
     server: LiveKitServer
     agent: AgentWorker
     gateway_port: int
+
+    @property
+    def livekit(self) -> Backend:
+        """The server as the both-backends tests see it: its rooms, waiting for one to go."""
+        return Backend("livekit-server", self.server.url, self.gateway_port)
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {"allowed_agents": [AGENT_NAME], "livekit_timeout_s": 5.0}
@@ -57,11 +63,6 @@ class RealStack:
                     return []
                 raise
         return list(listed.participants)
-
-    async def rooms(self) -> list[str]:
-        async with api.LiveKitAPI(self.server.url, API_KEY, API_SECRET) as livekit:
-            listed = await livekit.room.list_rooms(api.ListRoomsRequest())
-        return [room.name for room in listed.rooms]
 
     async def wait_for_agent_in(self, room: str, timeout_s: float) -> float:
         """Seconds until an AGENT participant is in `room` (asked of the server itself)."""
