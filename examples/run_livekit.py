@@ -69,7 +69,9 @@ def main() -> int:
     gateway_url = f"http://{HOST}:{gateway_port}"
     with ExitStack() as stack:
         config = _livekit_config(livekit_port, gateway_port, api_key, api_secret)
-        stack.enter_context(_child("livekit-server", [str(BINARY), "--config-body", config]))
+        # In the environment (LiveKit's LIVEKIT_CONFIG), not the command line: `ps` shows that.
+        livekit_env = _clean_env() | {"LIVEKIT_CONFIG": config}
+        stack.enter_context(_child("livekit-server", [str(BINARY)], livekit_env))
         _wait_for(f"{livekit_url}/", "livekit-server")
         gateway_env = _gateway_env(livekit_url, api_key, api_secret, service_key)
         gateway = [sys.executable, "-m", "voice_gateway", "serve", "--host", HOST]
