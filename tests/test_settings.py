@@ -65,3 +65,25 @@ def test_the_env_example_is_valid_settings(tmp_path: Path) -> None:
     settings = Settings(_env_file=tmp_path / ".env")
 
     assert settings.token_ttl_s == 900
+
+
+def test_the_session_time_limits_default_to_two_minutes_twenty_and_thirty_seconds() -> None:
+    settings = Settings(**REQUIRED)
+
+    assert (settings.user_join_timeout_s, settings.solo_timeout_s) == (120, 20)
+    assert (settings.agent_join_timeout_s, settings.agent_wait_s) == (30, 10)
+
+
+def test_the_former_names_of_the_livekit_timeouts_are_still_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VOICE_GATEWAY_EMPTY_TIMEOUT_S", "77")
+    monkeypatch.setenv("VOICE_GATEWAY_DEPARTURE_TIMEOUT_S", "9")
+
+    settings = Settings(**REQUIRED)
+
+    assert (settings.user_join_timeout_s, settings.solo_timeout_s) == (77, 9)
+
+
+def test_a_wait_for_the_agent_past_a_minute_is_refused() -> None:
+    assert "VOICE_GATEWAY_AGENT_WAIT_S" in refusal(agent_wait_s=61)

@@ -28,6 +28,14 @@ LIVEKIT_ENV_NAMES = {
     "livekit_api_secret": "LIVEKIT_API_SECRET",
 }
 
+MAX_LIMIT_S = 30 * 24 * 3600  # as long as the longest session may last
+
+
+def _names(field: str, former: str) -> AliasChoices:
+    """A setting's own variable and the name it had before, still read."""
+    return AliasChoices(ENV_PREFIX + field.upper(), ENV_PREFIX + former.upper(), field)
+
+
 CommaSeparated = Annotated[list[str], NoDecode]
 SecretList = Annotated[list[SecretStr], NoDecode]
 
@@ -63,8 +71,16 @@ class Settings(BaseSettings):
     livekit_max_connections: int = Field(1024, ge=1)
     thread_limit: int = Field(40, ge=1, le=1024)
     max_session_hours: float = Field(24.0, gt=0, le=24 * 30)
-    empty_timeout_s: int = Field(300, ge=1)
-    departure_timeout_s: int = Field(20, ge=0)
+    # Session time limits (sessions/time_limits.py); 0 turns one off. The first two are LiveKit's
+    # own empty and departure timeouts, under the names of what they limit; the old names stay.
+    user_join_timeout_s: int = Field(
+        120, ge=0, le=MAX_LIMIT_S, validation_alias=_names("user_join_timeout_s", "empty_timeout_s")
+    )
+    solo_timeout_s: int = Field(
+        20, ge=0, le=MAX_LIMIT_S, validation_alias=_names("solo_timeout_s", "departure_timeout_s")
+    )
+    agent_join_timeout_s: int = Field(30, ge=0, le=MAX_LIMIT_S)
+    agent_wait_s: float = Field(10.0, gt=0, le=60)
     allowed_agents: CommaSeparated = Field(default_factory=list)
     cors_origins: CommaSeparated = Field(default_factory=list)
     # Operations: logs, the event-loop lag monitor, the drain on SIGTERM.

@@ -130,7 +130,7 @@ async def test_a_revived_room_livekit_cannot_be_asked_about_is_left_to_the_sweep
         standin.fail_next(status=503)  # every call, until clear_faults()
         with caplog.at_level(logging.WARNING, logger="voice_gateway.webhooks"):
             standin.create_room(room)
-            await wait_until(lambda: "could not check" in caplog.text)
+            await wait_until(lambda: "could not follow room_started" in caplog.text)
         standin.clear_faults()
 
     assert standin.has_room(room)

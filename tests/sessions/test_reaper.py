@@ -17,6 +17,7 @@ from tests.support.records import session_record
 from voice_gateway.livekit.clients import open_livekit
 from voice_gateway.ops.metrics import Metrics
 from voice_gateway.sessions.reaper import ExpiryReaper
+from voice_gateway.sessions.service import open_session_service
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
@@ -32,8 +33,11 @@ def expired_record(**fields: object) -> str:
 @asynccontextmanager
 async def opened_reaper(settings: Settings, metrics: Metrics) -> AsyncIterator[ExpiryReaper]:
     """A reaper as one replica's lifespan runs it, over its own LiveKit client."""
-    async with open_livekit(settings, metrics) as livekit:
-        yield ExpiryReaper(livekit.rooms, settings.room_prefix, metrics)
+    async with (
+        open_livekit(settings, metrics) as livekit,
+        open_session_service(settings, livekit, metrics) as sessions,
+    ):
+        yield ExpiryReaper(sessions, metrics)
 
 
 @pytest.fixture

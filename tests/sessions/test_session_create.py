@@ -157,11 +157,23 @@ async def test_room_is_created_with_the_agent_dispatched(
     assert [agent.agent_name for agent in agents] == ["pm-agent"]
 
 
-async def test_room_empty_timeout_comes_from_the_settings(standin: StandIn) -> None:
-    async with running_gateway(make_settings(standin, empty_timeout_s=42)) as client:
+async def test_the_rooms_timeouts_are_the_user_join_and_solo_limits(standin: StandIn) -> None:
+    settings = make_settings(standin, user_join_timeout_s=42, solo_timeout_s=7)
+    async with running_gateway(settings) as client:
         body = (await create_session(client)).json()
+    room = standin.get_room(body["room_name"])
 
-    assert standin.get_room(body["room_name"]).empty_timeout == 42
+    assert (room.empty_timeout, room.departure_timeout) == (42, 7)
+
+
+async def test_a_limit_turned_off_closes_the_room_only_after_expiry(standin: StandIn) -> None:
+    settings = make_settings(standin, user_join_timeout_s=0, solo_timeout_s=0)
+    async with running_gateway(settings) as client:
+        body = (await create_session(client, session_duration_hours=0.5)).json()
+    room = standin.get_room(body["room_name"])
+
+    # LiveKit reads 0 as its own default: a limit that is off is one past the session's end.
+    assert (room.empty_timeout, room.departure_timeout) == (1800 + 60, 1800 + 60)
 
 
 @pytest.mark.parametrize("agent_id", ["pm-agent", "support"])

@@ -174,7 +174,7 @@ async def test_timeouts_within_the_gateways_are_honoured(client: httpx.AsyncClie
 async def test_without_timeouts_the_gateways_apply(client: httpx.AsyncClient) -> None:
     config = claims_of(await ask(client, {}))["roomConfig"]
 
-    assert (config["emptyTimeout"], config["departureTimeout"]) == (300, 20)
+    assert (config["emptyTimeout"], config["departureTimeout"]) == (120, 20)
 
 
 @pytest.mark.parametrize(("field", "value"), [("empty_timeout", 301), ("departure_timeout", 21)])

@@ -90,7 +90,10 @@ async def test_room_counts_follow_participants(standin: StandIn) -> None:
 
     room = standin.get_room("r1")
 
-    assert (room.num_participants, room.num_publishers) == (2, 0)
+    # As livekit-server 1.13.5 counts (rtc/room.go updateProto): an agent is not a participant
+    # of the count, though it is listed.
+    assert (room.num_participants, room.num_publishers) == (1, 0)
+    assert len(standin.list_participants("r1")) == 2
 
 
 def test_adding_a_participant_to_a_new_room_creates_it_with_defaults(standin: StandIn) -> None:

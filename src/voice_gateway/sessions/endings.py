@@ -25,7 +25,9 @@ So the gateway ends the revived room itself:
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime
+from typing import Literal
 
 from livekit import api
 from pydantic import BaseModel, ValidationError
@@ -43,11 +45,20 @@ REFRESHED_TOKEN_VALIDITY_S = 600
 MARK_MARGIN_S = 60
 
 
+EndReason = Literal["deleted", "expired", "user_never_joined", "user_left", "agent_failed"]
+
+
 class EndMark(BaseModel):
-    """What an end mark room holds: the room and the session life (its `created_at`) it ends."""
+    """What an end mark room holds: the room and the session life (its `created_at`) it ends,
+    why and when it ended, and a claim naming the one attempt that made the mark: CreateRoom
+    returns an existing room unchanged, so of several replicas ending one session (or two ways
+    of ending it at once) exactly one finds its own claim in the mark, and its reason counts."""
 
     ended_room: str
     ended_created_at: datetime
+    reason: EndReason | None = None  # None: a mark from before reasons were recorded
+    ended_at: datetime | None = None
+    claim: str = ""
 
 
 def mark_lifetime_s(record: SessionRecord, token_ttl_s: int) -> int:
@@ -59,16 +70,26 @@ def mark_lifetime_s(record: SessionRecord, token_ttl_s: int) -> int:
 
 
 async def mark_ended(
-    rooms: LiveKitRooms, prefix: str, record: SessionRecord, token_ttl_s: int
-) -> None:
-    """Record that the session is over for good, before its room goes."""
-    mark = EndMark(ended_room=record.room_name(prefix), ended_created_at=record.created_at)
+    rooms: LiveKitRooms, prefix: str, record: SessionRecord, token_ttl_s: int, reason: EndReason
+) -> bool:
+    """Record that the session is over for good, before its room goes. True when this call's
+    mark is the one that stands; False when the session was marked ended before."""
+    mark = EndMark(
+        ended_room=record.room_name(prefix),
+        ended_created_at=record.created_at,
+        reason=reason,
+        ended_at=now_to_the_second(),
+        claim=secrets.token_urlsafe(12),
+    )
     request = api.CreateRoomRequest(
         name=end_mark_room_name(prefix, record.session_id),
         metadata=mark.model_dump_json(),
         empty_timeout=mark_lifetime_s(record, token_ttl_s),
     )
-    await rooms.create(request)  # CreateRoom is idempotent: a second mark changes nothing
+    standing = _mark_of((await rooms.create(request)).metadata)
+    # A room of that name that holds no mark was not made by a gateway (the prefix is ours alone);
+    # the session ends here all the same.
+    return standing is None or standing.claim == mark.claim
 
 
 async def is_over(rooms: LiveKitRooms, prefix: str, room: api.Room) -> bool:

@@ -144,7 +144,8 @@ async def end_claim(rooms: LiveKitRooms, prefix: str, record: SessionRecord) -> 
 
 def check_created(room: api.Room, prefix: str, record: SessionRecord) -> None:
     """The session room CreateRoom returned must hold the claimed request, not another one."""
-    if record_of(room.name, room.metadata, prefix) != record:
+    found = record_of(room.name, room.metadata, prefix)
+    if found is None or found.as_created() != record:
         raise IdempotencyConflict("The session this Idempotency-Key names holds another request")
 
 

@@ -1,11 +1,16 @@
-"""Enforces `expires_at`: deletes the gateway's session rooms once their session has expired,
-and rooms a join re-created after their session was ended (endings.py).
+"""The sweep: every `VOICE_GATEWAY_REAPER_INTERVAL_S` a background task of the app's lifespan
+lists LiveKit's rooms once and, from that one list, makes certain what webhooks make prompt:
 
-A token's TTL does not end a live session (LiveKit refreshes connected clients' tokens), so the
-gateway ends it: a background task of the app's lifespan lists LiveKit's rooms every
-`VOICE_GATEWAY_REAPER_INTERVAL_S` and deletes the expired sessions among them. It only ever
-touches rooms whose name and metadata make them the gateway's (`record_of`), and it is safe with
-several replicas running it at once: a room another replica deleted first is simply gone.
+- ends expired sessions (reason `expired`): a token's TTL does not end a live session (LiveKit
+  refreshes connected clients' tokens), so the gateway ends it;
+- deletes rooms a join re-created after their session was ended (endings.py);
+- notes a user LiveKit counts in a room but no webhook reported, and checks on agents that are
+  overdue by what was observed (agent_watch.py), ending those sessions (`agent_failed`);
+- ends a session whose room LiveKit closed since the last pass without its `room_finished`
+  reaching the gateway (no end mark), for the reason the room's timeouts name (lifecycle.py).
+
+It only ever touches rooms whose name and metadata make them the gateway's (`record_of`), and it is
+safe with several replicas running it at once: a session ends once, whoever ends it (closer.py).
 """
 
 from __future__ import annotations
@@ -17,27 +22,29 @@ import anyio
 from livekit import api
 
 from ..errors import GatewayError
-from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from ..livekit.rooms import RoomNotFound
 from ..ops.metrics import Metrics
-from ..vocabulary import is_session_room_name
+from ..vocabulary import end_mark_room_name, is_session_room_name
 from . import endings
-from .record import SessionRecord, record_of
+from .endings import EndReason
+from .lifecycle import reason_livekit_closed
+from .record import Observed, SessionRecord, record_of
+from .service import SessionService
+
+Sessions = dict[str, tuple[api.Room, SessionRecord]]
 
 logger = logging.getLogger("voice_gateway.reaper")  # pinned: logs know it by this name
 
 
 class ExpiryReaper:
-    def __init__(
-        self,
-        rooms: LiveKitRooms,
-        prefix: str,
-        metrics: Metrics,
-        token_ttl_s: int = endings.REFRESHED_TOKEN_VALIDITY_S,
-    ) -> None:
-        self._rooms = rooms
-        self._prefix = prefix
+    def __init__(self, sessions: SessionService, metrics: Metrics) -> None:
+        self._sessions = sessions
+        self._rooms = sessions.rooms
+        self._prefix = sessions.prefix
         self._metrics = metrics
-        self._token_ttl_s = token_ttl_s  # how long an end mark must last (endings.py)
+        # The sessions the last pass saw: one gone since without an end mark was closed by
+        # LiveKit with its webhook lost, and is ended here instead.
+        self._last_seen: dict[str, tuple[api.Room, SessionRecord]] = {}
 
     async def sweep(self) -> int:
         """One pass: the number of expired sessions this pass ended."""
@@ -47,46 +54,72 @@ class ExpiryReaper:
             self._metrics.reaper_sweeps.labels("failed").inc()
             logger.warning("expiry reaper could not list rooms: %s", exc.detail)
             return 0
-        ended, now = 0, datetime.now(UTC)
         # Ended before and re-created by a join since: not a second end of the session.
         revived = endings.revived_room_names(rooms, self._prefix)
         for room_name in revived:
             await endings.delete_revived(self._rooms, self._metrics, room_name, "sweep")
-        for room_name, record in self._sessions(rooms):
-            if room_name not in revived and record.has_expired(now):
-                ended += await self._end(room_name, record)
+        live = {room.name: (room, record) for room, record in self._of_sessions(rooms)}
+        ended = await self._end_expired(live, revived)
+        await self._follow_up(live, revived)
+        await self._end_vanished(live, {room.name for room in rooms})
+        self._last_seen = live
         self._metrics.reaper_sweeps.labels("ok").inc()
         return ended
 
-    def _sessions(self, rooms: list[api.Room]) -> list[tuple[str, SessionRecord]]:
+    def _of_sessions(self, rooms: list[api.Room]) -> list[tuple[api.Room, SessionRecord]]:
         sessions = []
         for room in rooms:
             if not is_session_room_name(room.name, self._prefix):
                 continue
             record = record_of(room.name, room.metadata, self._prefix)
             if record is not None:
-                sessions.append((room.name, record))
+                sessions.append((room, record))
         return sessions
 
-    async def _end(self, room_name: str, record: SessionRecord) -> int:
+    async def _end_expired(self, live: Sessions, revived: set[str]) -> int:
+        ended, now = 0, datetime.now(UTC)
+        for room_name, (_, record) in live.items():
+            if room_name not in revived and record.has_expired(now):
+                ended += await self._end(record, "expired")
+        return ended
+
+    async def _follow_up(self, live: Sessions, revived: set[str]) -> None:
+        """What webhooks may have missed: a user LiveKit counts, an agent overdue."""
+        for room_name, (room, record) in live.items():
+            if room_name in revived or record.has_expired(datetime.now(UTC)):
+                continue
+            try:
+                if room.num_participants and record.observed.user_joined_at is None:
+                    record = (
+                        await self._sessions.observations.update(room_name, _user_seen) or record
+                    )
+                await self._sessions.agent_watch.check_if_due(record)
+            except GatewayError as exc:
+                logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
+
+    async def _end_vanished(self, live: Sessions, listed: set[str]) -> None:
+        for room_name, (room, record) in self._last_seen.items():
+            mark = end_mark_room_name(self._prefix, record.session_id)
+            if room_name not in live and mark not in listed:
+                reason = reason_livekit_closed(record, room, datetime.now(UTC))
+                await self._end(record, reason, room_gone=True)
+
+    async def _end(self, record: SessionRecord, reason: EndReason, room_gone: bool = False) -> int:
         try:
-            # First, as DELETE does: a token refreshed before the end could revive the room.
-            await endings.mark_ended(self._rooms, self._prefix, record, self._token_ttl_s)
-            await self._rooms.delete(room_name)
+            ended_here = await self._sessions.closer.close(record, reason, room_gone=room_gone)
         except RoomNotFound:
-            logger.debug("expired session %s was already gone", record.session_id)
+            logger.debug("session %s was already gone", record.session_id)
             return 0
         except GatewayError as exc:
-            logger.warning("could not end expired session %s: %s", record.session_id, exc.detail)
+            logger.warning(
+                "could not end session %s (%s): %s", record.session_id, reason, exc.detail
+            )
             return 0
-        self._metrics.sessions_ended.labels("expired").inc()
-        logger.info(
-            "session %s expired at %s; room %s deleted",
-            record.session_id,
-            record.expires_at.isoformat(),
-            room_name,
-        )
-        return 1
+        return int(ended_here)
+
+
+def _user_seen(record: SessionRecord) -> Observed:
+    return record.observed.model_copy(update={"user_joined_at": datetime.now(UTC)})
 
 
 async def sweep_forever(reaper: ExpiryReaper, interval_s: float) -> None:

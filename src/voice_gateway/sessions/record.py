@@ -20,6 +20,20 @@ from ..vocabulary import is_canonical_uuid, session_room_name, token_room_name
 SessionSource = Literal["session", "token"]
 
 
+class Observed(BaseModel):
+    """What the gateway saw of a session's participants, kept in its room's metadata beside the
+    record (lifecycle.py): enough to name why LiveKit closed the room, to list sessions by status
+    from one ListRooms, and to know when the agent is due. LiveKit's participants stay the truth
+    a session's own status is read from; this only says where to look."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_joined_at: datetime | None = None
+    agent_identity: str | None = None
+    agent_joined_at: datetime | None = None
+    agent_left_at: datetime | None = None
+
+
 class SessionRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -30,6 +44,11 @@ class SessionRecord(BaseModel):
     expires_at: datetime
     # Absent in rooms made before the token endpoint existed: those are all "session" rooms.
     source: SessionSource = "session"
+    observed: Observed = Observed()
+
+    def as_created(self) -> SessionRecord:
+        """The record as the session was created, without what was seen of it since."""
+        return self.model_copy(update={"observed": Observed()})
 
     def room_name(self, prefix: str) -> str:
         """The one name a room holding this record may have."""
@@ -45,7 +64,9 @@ class SessionRecord(BaseModel):
         return self.expires_at <= now
 
     def to_metadata(self) -> str:
-        return self.model_dump_json()
+        # Nothing seen yet: no such field, so a new room's metadata is what it always was.
+        unseen = {"observed"} if self.observed == Observed() else None
+        return self.model_dump_json(exclude=unseen, exclude_none=True)
 
     def dispatch_metadata(self) -> str:
         """What the dispatched agent is told, unless the client told it something itself."""

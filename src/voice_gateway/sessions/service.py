@@ -25,9 +25,13 @@ from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..vocabulary import is_session_room_name
-from . import endings, idempotency
+from . import idempotency, time_limits
+from .agent_watch import AgentWatch
+from .closer import SessionCloser
+from .observations import Observations
 from .record import SessionRecord, now_to_the_second, record_of, session_lifetime
 from .room_config import check_agent_allowed
+from .time_limits import livekit_timeout
 from .token_plan import TokenAsk, plan_token_session
 
 logger = logging.getLogger("voice_gateway.service")  # pinned: logs know it by this name
@@ -77,12 +81,18 @@ class SessionService:
         metrics: Metrics,
     ) -> None:
         self._settings = settings
-        self._prefix = settings.room_prefix
+        self._prefix = self.prefix = settings.room_prefix
         self._metrics = metrics
         self._rooms = rooms
         self._signer = signer
         self._background = background
         self._session_ids = idempotency.SessionIds(settings.livekit_api_secret)
+        self.rooms = rooms
+        self.closer = SessionCloser(rooms, self._prefix, metrics, settings.token_ttl_s)
+        self.observations = Observations(rooms, self._prefix)
+        self.agent_watch = AgentWatch(
+            rooms, self.observations, self.closer, settings.agent_join_timeout_s, self._prefix
+        )
 
     async def create_session(self, caller: Caller, ask: SessionAsk) -> CreatedSession:
         require_may_act_for(caller, ask.user_id, "user_id")
@@ -125,18 +135,14 @@ class SessionService:
         # Before the room goes: should marking fail, the session still stands and DELETE can be
         # retried; the other way round, a replay or an old token could revive the room in between.
         await idempotency.end_claim(self._rooms, self._prefix, record)
-        await endings.mark_ended(self._rooms, self._prefix, record, self._settings.token_ttl_s)
-        try:
-            await self._rooms.delete(room_name)
-        except RoomNotFound:
-            logger.info("session room %s was already gone when deleted", room_name)
-        self._metrics.sessions_ended.labels("deleted").inc()
+        await self.closer.close(record, "deleted")
 
     async def _create(self, record: SessionRecord) -> CreatedSession:
         room_config = self._room_config(record)
         token = await self._sign_for(record, room_config, record.created_at)
         await self._create_room_or_clean_up(room_config)
         self._metrics.sessions_created.inc()
+        self.agent_watch.watch(record)
         return self._created(record, token)
 
     async def _create_idempotently(self, planned: SessionRecord) -> CreatedSession:
@@ -149,6 +155,7 @@ class SessionService:
         room = await self._rooms.create(create_room_request(room_config))
         idempotency.check_created(room, self._prefix, record)
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
+        self.agent_watch.watch(record)
         return self._created(record, token)
 
     async def _sign_for(
@@ -164,10 +171,11 @@ class SessionService:
         return CreatedSession(record, room_name, token, self._settings.client_livekit_url)
 
     def _room_config(self, record: SessionRecord) -> api.RoomConfiguration:
+        lifetime_s = time_limits.lifetime_s(record)
         return api.RoomConfiguration(
             name=record.room_name(self._prefix),
-            empty_timeout=self._settings.empty_timeout_s,
-            departure_timeout=self._settings.departure_timeout_s,
+            empty_timeout=livekit_timeout(self._settings.user_join_timeout_s, lifetime_s),
+            departure_timeout=livekit_timeout(self._settings.solo_timeout_s, lifetime_s),
             metadata=record.to_metadata(),
             agents=[
                 api.RoomAgentDispatch(

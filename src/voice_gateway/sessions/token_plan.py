@@ -20,6 +20,7 @@ from ..settings import Settings
 from ..vocabulary import token_room_name, token_session_id_of
 from .record import SessionRecord, session_lifetime
 from .room_config import RoomPolicy, VettedRoom, vet_room_config
+from .time_limits import livekit_timeout
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,12 @@ def plan_token_session(
 
 
 def room_policy(settings: Settings) -> RoomPolicy:
+    lifetime_s = int(session_lifetime(settings.token_session_hours).total_seconds())
     return RoomPolicy(
         allowed_agents=settings.allowed_agents,
         default_agent=settings.default_agent,
-        empty_timeout_s=settings.empty_timeout_s,
-        departure_timeout_s=settings.departure_timeout_s,
+        empty_timeout_s=livekit_timeout(settings.user_join_timeout_s, lifetime_s),
+        departure_timeout_s=livekit_timeout(settings.solo_timeout_s, lifetime_s),
         max_metadata_bytes=settings.max_client_metadata_bytes,
     )
 

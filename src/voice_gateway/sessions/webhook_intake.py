@@ -1,20 +1,25 @@
 """LiveKit's webhooks, read for the gateway's sessions: which session an event is about, counted
-and logged; and a session room LiveKit reports started after its session ended is deleted
-(endings.py). The signature is checked first, in `livekit/webhooks.py`."""
+and logged, and followed: a session room that started after its session ended is deleted
+(endings.py); participants joining and leaving are observed (observations.py), an agent leaving
+sets its return deadline (agent_watch.py), and a room LiveKit closed by itself ends its session for
+the reason its timeouts name (lifecycle.py). The signature is checked first, in
+`livekit/webhooks.py`."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from livekit import api
 
 from ..errors import GatewayError
-from ..livekit.rooms import LiveKitRooms
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
 from . import endings
-from .record import record_of
+from .lifecycle import reason_livekit_closed, seen_joining, seen_leaving
+from .record import Observed, SessionRecord, record_of
+from .service import SessionService
 
 logger = logging.getLogger("voice_gateway.webhooks")  # pinned: logs know it by this name
 
@@ -48,10 +53,15 @@ class ReceivedEvent:
 
 class WebhookIntake:
     def __init__(
-        self, inbox: WebhookInbox, rooms: LiveKitRooms, prefix: str, metrics: Metrics
+        self,
+        inbox: WebhookInbox,
+        sessions: SessionService,
+        prefix: str,
+        metrics: Metrics,
     ) -> None:
         self._inbox = inbox
-        self._rooms = rooms
+        self._sessions = sessions
+        self._rooms = sessions.rooms
         self._prefix = prefix
         self._metrics = metrics
 
@@ -69,14 +79,48 @@ class WebhookIntake:
             room.name or "-",
             event.participant.identity or "-",
         )
-        if event.event == "room_started":
-            await self._end_if_revived(room)
+        try:
+            await self._follow(event, record)
+        except GatewayError as exc:
+            # The event itself was received; the sweep finds what it would have changed.
+            logger.warning("could not follow %s of room %s: %s", event.event, room.name, exc.detail)
         return ReceivedEvent(event.event, session_id)
 
-    async def _end_if_revived(self, room: api.Room) -> None:
-        try:
-            if await endings.is_over(self._rooms, self._prefix, room):
-                await endings.delete_revived(self._rooms, self._metrics, room.name, "webhook")
-        except GatewayError as exc:
-            # The event itself was received; the sweep finds the revived room on its next pass.
-            logger.warning("could not check whether room %s was revived: %s", room.name, exc.detail)
+    async def _follow(self, event: api.WebhookEvent, record: SessionRecord | None) -> None:
+        if event.event == "room_started":
+            await self._started(event.room, record)
+        elif record is None:
+            return
+        elif event.event == "participant_joined":
+            await self._joined(event.room.name, event.participant)
+        elif event.event in ("participant_left", "participant_connection_aborted"):
+            await self._left(event.room.name, event.participant, _time_of(event))
+        elif event.event == "room_finished":
+            reason = reason_livekit_closed(record, event.room, _time_of(event))
+            await self._sessions.closer.close(record, reason, room_gone=True)
+
+    async def _started(self, room: api.Room, record: SessionRecord | None) -> None:
+        if await endings.is_over(self._rooms, self._prefix, room):
+            await endings.delete_revived(self._rooms, self._metrics, room.name, "webhook")
+        elif record is not None:
+            self._sessions.agent_watch.watch(record)
+
+    async def _joined(self, room_name: str, participant: api.ParticipantInfo) -> None:
+        def change(record: SessionRecord) -> Observed:
+            return seen_joining(record.observed, record, participant)
+
+        record = await self._sessions.observations.update(room_name, change)
+        if record is not None:
+            self._sessions.agent_watch.watch(record)  # the agent came: its timer is dropped
+
+    async def _left(self, room_name: str, participant: api.ParticipantInfo, at: datetime) -> None:
+        def change(record: SessionRecord) -> Observed:
+            return seen_leaving(record.observed, participant, at)
+
+        record = await self._sessions.observations.update(room_name, change)
+        if record is not None:
+            self._sessions.agent_watch.watch(record)
+
+
+def _time_of(event: api.WebhookEvent) -> datetime:
+    return datetime.fromtimestamp(event.created_at, UTC) if event.created_at else datetime.now(UTC)

@@ -235,7 +235,9 @@ def _finished(record: RoomRecord) -> list[Event]:
 
 
 def _count_participants(record: RoomRecord) -> None:
-    record.room.num_participants = len(record.participants)
+    # As the server counts them (rtc/room.go updateProto): agents and egress are not counted.
+    independent = [p for p in record.participants.values() if p.kind not in DEPENDENT_KINDS]
+    record.room.num_participants = len(independent)
     record.room.num_publishers = sum(p.is_publisher for p in record.participants.values())
 
 

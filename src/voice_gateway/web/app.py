@@ -83,14 +83,15 @@ async def lifespan(
         open_session_service(settings, livekit, metrics) as sessions,
         anyio.create_task_group() as background,
     ):
-        reaper = ExpiryReaper(livekit.rooms, settings.room_prefix, metrics, settings.token_ttl_s)
+        reaper = ExpiryReaper(sessions, metrics)
         background.start_soon(sweep_forever, reaper, settings.reaper_interval_s)
+        background.start_soon(sessions.agent_watch.run)
         lag = (settings.loop_lag_interval_s, settings.loop_lag_warning_s, metrics.loop_lag)
         background.start_soon(watch_loop_lag, *lag)
         yield AppState(
             settings=settings,
             sessions=sessions,
-            webhooks=WebhookIntake(livekit.webhooks, livekit.rooms, settings.room_prefix, metrics),
+            webhooks=WebhookIntake(livekit.webhooks, sessions, settings.room_prefix, metrics),
             metrics=metrics,
             drain=drain,
             access=access,

@@ -1,0 +1,112 @@
+"""Ends a session whose agent has not joined, or left and has not come back, within
+`VOICE_GATEWAY_AGENT_JOIN_TIMEOUT_S` (reason `agent_failed`), so no user waits in a silent room.
+LiveKit has no such limit: an agent does not even keep a room open (time_limits.py).
+
+Prompt: each replica that creates a session, or hears its room start or its agent leave, sets a
+timer for when the agent is due. Certain: the sweep checks every session whose agent is overdue by
+what was observed (reaper.py), so a lost webhook or a restarted replica delays an end, never
+loses it. Only an overdue session costs a call (ListParticipants), and several replicas ending
+the same session end it once (closer.py).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from datetime import UTC, datetime
+
+import anyio
+from livekit import api
+
+from ..errors import GatewayError
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from .closer import SessionCloser
+from .lifecycle import AGENT, agent_due_at, seen_joining
+from .observations import Change, Observations
+from .record import SessionRecord
+
+logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by this name
+
+
+class AgentWatch:
+    def __init__(
+        self,
+        rooms: LiveKitRooms,
+        observations: Observations,
+        closer: SessionCloser,
+        timeout_s: int,
+        prefix: str,
+    ) -> None:
+        self._rooms = rooms
+        self._observations = observations
+        self._closer = closer
+        self._timeout_s = timeout_s
+        self._prefix = prefix
+        # One sleeping task for all timers, not one per session: a heap of (due, room name),
+        # and each room's latest due time (a timer no longer there, or since moved, is stale).
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
+        self._earlier = anyio.Event()
+
+    def watch(self, record: SessionRecord) -> None:
+        """Check on the agent when it is due, by what was observed of it."""
+        due = agent_due_at(record, self._timeout_s)
+        room_name = record.room_name(self._prefix)
+        if due is None:  # the agent came: no timer until it is seen leaving
+            self._due.pop(room_name, None)
+            return
+        if self._due.get(room_name) == due:
+            return
+        self._due[room_name] = due
+        heapq.heappush(self._heap, (due, room_name))
+        if self._heap[0] == (due, room_name):
+            self._earlier.set()
+
+    async def run(self) -> None:
+        """The timers, until the lifespan's task group is cancelled."""
+        async with anyio.create_task_group() as checks:
+            while True:
+                for room_name in await self._next_due():
+                    checks.start_soon(self._check_room, room_name)
+
+    async def check_if_due(self, record: SessionRecord) -> None:
+        """End the session if its agent is overdue and LiveKit confirms it is not there."""
+        due = agent_due_at(record, self._timeout_s)
+        if due is None or datetime.now(UTC) < due:
+            return
+        room_name = record.room_name(self._prefix)
+        try:
+            participants = await self._rooms.participants(room_name)
+        except RoomNotFound:
+            return
+        agent = next((p for p in participants if p.kind == AGENT), None)
+        if agent is None:
+            await self._closer.close(record, "agent_failed")
+        else:  # there after all, its webhook lost: say so, so it is not checked again
+            await self._observations.update(room_name, _joined(agent))
+
+    async def _next_due(self) -> list[str]:
+        """Sleep until the earliest timer (or one set earlier), then the rooms now due."""
+        wait_s = (self._heap[0][0] - datetime.now(UTC)).total_seconds() if self._heap else 3600
+        with anyio.move_on_after(wait_s):
+            await self._earlier.wait()
+        self._earlier = anyio.Event()
+        now, due = datetime.now(UTC), []
+        while self._heap and self._heap[0][0] <= now:
+            at, room_name = heapq.heappop(self._heap)
+            if self._due.get(room_name) == at:
+                del self._due[room_name]
+                due.append(room_name)
+        return due
+
+    async def _check_room(self, room_name: str) -> None:
+        try:
+            record = await self._observations.read(room_name)
+            if record is not None:
+                await self.check_if_due(record)
+        except GatewayError as exc:
+            logger.warning("could not check on the agent of %s: %s", room_name, exc.detail)
+
+
+def _joined(agent: api.ParticipantInfo) -> Change:
+    return lambda record: seen_joining(record.observed, record, agent)

@@ -1,0 +1,53 @@
+"""Ends sessions: every end has exactly one reason, counted and logged once, however many
+replicas (or ways of ending: DELETE, the reaper, a time limit, LiveKit closing the room) reach it.
+
+The end mark decides (endings.py): the attempt whose claim the standing mark holds is the one that
+ended the session, and only it counts the end. Marking comes before deleting, so an end that fails
+half-way leaves a marked room, which the next sweep deletes as revived; the end is not counted twice
+when a caller retries.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from ..ops.metrics import Metrics
+from . import endings
+from .endings import EndReason
+from .record import SessionRecord
+
+logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by this name
+
+
+class SessionCloser:
+    def __init__(
+        self, rooms: LiveKitRooms, prefix: str, metrics: Metrics, token_ttl_s: int
+    ) -> None:
+        self._rooms = rooms
+        self._prefix = prefix
+        self._metrics = metrics
+        self._token_ttl_s = token_ttl_s  # how long an end mark must last (endings.py)
+
+    async def close(
+        self, record: SessionRecord, reason: EndReason, *, room_gone: bool = False
+    ) -> bool:
+        """End the session for `reason` and delete its room (unless LiveKit already closed it).
+        True when this call ended it; False when it had ended before, for the reason then given.
+        Raises GatewayError when LiveKit fails; the session then still stands, or is marked and
+        its room is deleted by the next sweep."""
+        room_name = record.room_name(self._prefix)
+        prefix, ttl_s = self._prefix, self._token_ttl_s
+        ended_here = await endings.mark_ended(self._rooms, prefix, record, ttl_s, reason)
+        if ended_here:  # counted now: should the delete fail, a retry finds the mark made
+            self._metrics.sessions_ended.labels(reason).inc()
+            logger.info("session %s ended: %s; room %s", record.session_id, reason, room_name)
+        if not room_gone:
+            await self._delete(room_name)
+        return ended_here
+
+    async def _delete(self, room_name: str) -> None:
+        try:
+            await self._rooms.delete(room_name)
+        except RoomNotFound:
+            logger.debug("session room %s was already gone", room_name)

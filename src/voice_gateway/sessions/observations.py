@@ -1,0 +1,50 @@
+"""Writes what the gateway saw of a session's participants (`Observed`, record.py) into its
+room's metadata, read fresh just before, one write at a time per room in this process.
+
+Two replicas writing one room at once can lose one write; the sweep repairs what matters
+(reaper.py: a user LiveKit counts, an agent found present), so an observation is late, not lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from weakref import WeakValueDictionary
+
+import anyio
+
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from .record import Observed, SessionRecord, record_of
+
+Change = Callable[[SessionRecord], Observed]
+
+
+class Observations:
+    def __init__(self, rooms: LiveKitRooms, prefix: str) -> None:
+        self._rooms = rooms
+        self._prefix = prefix
+        self._locks: WeakValueDictionary[str, anyio.Lock] = WeakValueDictionary()
+
+    async def read(self, room_name: str) -> SessionRecord | None:
+        """The session's record as its room holds it now; None when there is none of ours."""
+        room = await self._rooms.find(room_name)
+        return record_of(room_name, room.metadata, self._prefix) if room else None
+
+    async def update(self, room_name: str, change: Change) -> SessionRecord | None:
+        """The session's record with `change` applied and written; None when the room holds
+        no session of ours (or is gone)."""
+        lock = self._locks.setdefault(room_name, anyio.Lock())
+        async with lock:
+            record = await self.read(room_name)
+            if record is None:
+                return None
+            observed = change(record)
+            if observed == record.observed:
+                return record
+            return await self._write(room_name, record.model_copy(update={"observed": observed}))
+
+    async def _write(self, room_name: str, record: SessionRecord) -> SessionRecord | None:
+        try:
+            await self._rooms.update_metadata(room_name, record.to_metadata())
+        except RoomNotFound:
+            return None
+        return record
