@@ -13,8 +13,6 @@ from .endings import EndReason
 from .record import Observed, SessionRecord
 
 AGENT = api.ParticipantInfo.Kind.AGENT
-# A room closed this much before its empty timeout had a user in it: nothing else closes it early.
-CLOCK_SLACK_S = 2
 
 
 def is_the_user(record: SessionRecord, participant: api.ParticipantInfo) -> bool:
@@ -46,14 +44,13 @@ def seen_leaving(observed: Observed, participant: api.ParticipantInfo, at: datet
     return observed
 
 
-def reason_livekit_closed(record: SessionRecord, room: api.Room, closed_at: datetime) -> EndReason:
-    """Why LiveKit closed a session's room by itself: its empty timeout (no user came) or its
-    departure timeout (the user left), unless the session had expired anyway."""
+def reason_livekit_closed(record: SessionRecord, closed_at: datetime) -> EndReason:
+    """Why LiveKit closed a session's room by itself: its empty timeout when no user was seen in
+    it (`user_never_joined`), its departure timeout after one was (`user_left`), unless the
+    session had expired anyway."""
     if record.has_expired(closed_at):
         return "expired"
-    empty_deadline = room.creation_time + room.empty_timeout - CLOCK_SLACK_S
-    early = room.creation_time > 0 and closed_at.timestamp() < empty_deadline
-    return "user_left" if record.observed.user_joined_at or early else "user_never_joined"
+    return "user_left" if record.observed.user_joined_at else "user_never_joined"
 
 
 def agent_due_at(record: SessionRecord, timeout_s: int) -> datetime | None:

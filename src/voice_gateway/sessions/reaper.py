@@ -98,10 +98,10 @@ class ExpiryReaper:
                 logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
 
     async def _end_vanished(self, live: Sessions, listed: set[str]) -> None:
-        for room_name, (room, record) in self._last_seen.items():
+        for room_name, (_, record) in self._last_seen.items():
             mark = end_mark_room_name(self._prefix, record.session_id)
             if room_name not in live and mark not in listed:
-                reason = reason_livekit_closed(record, room, datetime.now(UTC))
+                reason = reason_livekit_closed(record, datetime.now(UTC))
                 await self._end(record, reason, room_gone=True)
 
     async def _end(self, record: SessionRecord, reason: EndReason, room_gone: bool = False) -> int:

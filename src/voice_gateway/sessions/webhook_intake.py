@@ -94,9 +94,10 @@ class WebhookIntake:
         elif event.event == "participant_joined":
             await self._joined(event.room.name, event.participant)
         elif event.event in ("participant_left", "participant_connection_aborted"):
-            await self._left(event.room.name, event.participant, _time_of(event))
+            # Now, not the event's whole-second time: a deadline never comes early.
+            await self._left(event.room.name, event.participant, datetime.now(UTC))
         elif event.event == "room_finished":
-            reason = reason_livekit_closed(record, event.room, _time_of(event))
+            reason = reason_livekit_closed(record, _time_of(event))
             await self._sessions.closer.close(record, reason, room_gone=True)
 
     async def _started(self, room: api.Room, record: SessionRecord | None) -> None:
