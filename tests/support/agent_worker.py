@@ -27,6 +27,12 @@ INHERITED_PREFIXES = ("LIVEKIT_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "ht
 class AgentWorker:
     name: str
     log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL to the worker and its job processes at once: a crash, no goodbye to LiveKit."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -44,10 +50,10 @@ class AgentWorker:
 @contextmanager
 def agent_worker(ws_url: str, name: str, log_dir: Path) -> Iterator[AgentWorker]:
     """The worker, started and registered (jobs dispatched before registration are dropped)."""
-    worker = AgentWorker(name, log_dir / "agent.log")
+    log_path = log_dir / f"agent-{name}.log"
     command = [sys.executable, "-m", "livekit.agents", "start", str(AGENT)]
     command += ["--url", ws_url, "--api-key", API_KEY, "--api-secret", API_SECRET]
-    with worker.log_path.open("ab") as log:
+    with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603
             [*command, "--log-level", "INFO"],
             env=_environment(name),
@@ -56,6 +62,7 @@ def agent_worker(ws_url: str, name: str, log_dir: Path) -> Iterator[AgentWorker]
             stderr=log,
             start_new_session=True,
         )
+    worker = AgentWorker(name, log_path, process)
     try:
         _wait_until_registered(worker, process)
         yield worker

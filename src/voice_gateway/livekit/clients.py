@@ -1,6 +1,7 @@
 """Everything the gateway holds to talk to LiveKit for its lifetime, opened together: the one
-connection pool for RoomService, the join-token signer and the webhook verifier, and the one
-thread limiter that every synchronous SDK call (signing, verifying) runs under."""
+connection pool for RoomService and AgentDispatchService, the join-token signer and the webhook
+verifier, and the one thread limiter that every synchronous SDK call (signing, verifying) runs
+under."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import anyio
 
 from ..ops.metrics import Metrics
 from ..settings import Settings
+from .dispatches import LiveKitDispatches
 from .join_tokens import TokenSigner
-from .rooms import LiveKitRooms, open_livekit_rooms
+from .rooms import LiveKitRooms, open_livekit_calls
 from .webhooks import WebhookInbox
 
 
@@ -22,6 +24,7 @@ class LiveKit:
     rooms: LiveKitRooms
     join_tokens: TokenSigner
     webhooks: WebhookInbox
+    dispatches: LiveKitDispatches
 
 
 @asynccontextmanager
@@ -31,5 +34,5 @@ async def open_livekit(settings: Settings, metrics: Metrics) -> AsyncIterator[Li
     key, secret = settings.livekit_api_key, settings.livekit_api_secret
     signer = TokenSigner(key, secret, limiter)
     webhooks = WebhookInbox(key, secret, limiter, metrics)
-    async with open_livekit_rooms(settings, limiter, metrics) as rooms:
-        yield LiveKit(rooms, signer, webhooks)
+    async with open_livekit_calls(settings, limiter, metrics) as calls:
+        yield LiveKit(LiveKitRooms(calls), signer, webhooks, LiveKitDispatches(calls))
