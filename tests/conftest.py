@@ -40,6 +40,7 @@ def _fresh_standin(standin: StandIn) -> Iterator[None]:
     standin.clear_faults()
     yield
     standin.clear_faults()
+    standin.agents.reset()  # a test's agent workers serve that test only
     standin.accept_connections()
     # A session a test ended leaves its end mark (sessions/endings.py) for as long as the
     # session's tokens could revive its room: the next test reusing the name must not inherit it.

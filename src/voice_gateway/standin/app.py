@@ -1,5 +1,5 @@
 """The stand-in's ASGI app: the server's middleware order (double-slash fix, API-key auth)
-in front of its mux (Twirp RoomService, `/` health, 404 for the rest)."""
+in front of its mux (Twirp RoomService and AgentDispatchService, `/` health, 404 for the rest)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from .auth import AuthFailure, Grants, token_from, verify
 from .calls import TwirpCall
 from .reaper import close_idle_rooms_forever
 from .state import StandInState
-from .twirp import TwirpError
-from .twirp_endpoint import serve_room_service
+from .twirp import NoResponse, TwirpError
+from .twirp_endpoint import serve_twirp
 
 TWIRP_PREFIX = "/twirp/"
 
@@ -67,11 +67,13 @@ class StandInApp:
             if injected is not None:
                 raise injected
             call.grants = self._grants_of(request)
-            return await serve_room_service(self.state.store, request, path, call.grants)
+            return await serve_twirp(self.state.store, request, path, call.grants)
         except AuthFailure as failure:
             return unauthorized(failure)
         except TwirpError as error:
             call.code = error.code
+            if isinstance(error, NoResponse):
+                await asyncio.sleep(self.state.no_response_after_s)
             return twirp_error(error)
 
     def _grants_of(self, request: Request) -> Grants | None:

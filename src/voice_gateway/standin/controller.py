@@ -18,10 +18,11 @@ from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from livekit.protocol.agent_dispatch import RoomAgentDispatch
+from livekit.protocol.agent_dispatch import AgentDispatch, RoomAgentDispatch
 from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.room import CreateRoomRequest
 
+from .agent_workers import AgentWorkers
 from .calls import TwirpCall
 from .join import join_with_token
 from .server import Listener, bind_socket, standin_config
@@ -45,13 +46,19 @@ class StandIn:
         extra_keys: Mapping[str, str] | None = None,
         close_empty_rooms: bool = True,
         webhook_urls: Iterable[str] = (),
+        no_response_after_s: float = 3.0,
     ) -> None:
         """`port=0` takes a free port (kept across refuse/accept and restarts);
         `close_empty_rooms=False` keeps rooms past their empty and departure timeouts;
-        `webhook_urls` receive signed webhooks, as the server's `webhook.urls`."""
+        `webhook_urls` receive signed webhooks, as the server's `webhook.urls`;
+        `no_response_after_s` is how long a dispatch call about a missing room takes to fail
+        (psrpc's 3 s on the real server)."""
         keys = {api_key: api_secret, **(extra_keys or {})}
         self.state = StandInState(
-            keys, close_empty_rooms=close_empty_rooms, webhook_urls=tuple(webhook_urls)
+            keys,
+            close_empty_rooms=close_empty_rooms,
+            webhook_urls=tuple(webhook_urls),
+            no_response_after_s=no_response_after_s,
         )
         self.host = host
         self.port = port
@@ -156,8 +163,9 @@ class StandIn:
         self.state.faults.clear()
 
     def reset(self) -> None:
-        """Clears faults, rooms, the call record and the webhook deliveries."""
+        """Clears faults, agent workers, rooms, the call record and the webhook deliveries."""
         self.clear_faults()
+        self.agents.reset()
         self.state.store.clear()
         self.state.calls.clear()
         self.state.webhooks.clear()
@@ -230,6 +238,19 @@ class StandIn:
     def close_idle_rooms(self, now: float | None = None) -> list[str]:
         """Runs the empty/departure-timeout check now (optionally as of `now`)."""
         return self.state.store.close_idle_rooms(time.time() if now is None else now)
+
+    # -- agents ------------------------------------------------------------------------------
+
+    @property
+    def agents(self) -> AgentWorkers:
+        """The simulated agent workers: `serve(name, join_after_s=...)`, `never_join(name)`,
+        `fail(name)`, `stop_serving(name)`, `leave(room)`, `reset()`. None by default: a room's
+        dispatches then never get a job, as with no worker registered on the real server."""
+        return self.state.agents
+
+    def list_dispatches(self, room: str) -> list[AgentDispatch]:
+        """The room's agent dispatches with their jobs; KeyError when there is no such room."""
+        return _found(self.state.store.list_dispatches(room), room)
 
     # -- webhooks ----------------------------------------------------------------------------
 

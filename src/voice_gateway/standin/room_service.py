@@ -6,11 +6,8 @@ request, and returns the response message or raises a TwirpError.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
-from google.protobuf.message import Message
 from livekit.protocol.models import ParticipantInfo, Room
 from livekit.protocol.room import (
     CreateRoomRequest,
@@ -27,7 +24,7 @@ from livekit.protocol.room import (
 
 from .auth import Grants
 from .store import RoomStore
-from .twirp import TwirpError, domain_error, invalid_argument, permissions_denied
+from .twirp import TwirpError, TwirpMethod, domain_error, invalid_argument, permissions_denied
 
 SERVICE = "livekit.RoomService"
 MAX_ROOM_NAME_BYTES = 256
@@ -123,21 +120,12 @@ def participant_not_found() -> TwirpError:
     return domain_error("not_found", "participant does not exist")
 
 
-Handler = Callable[[RoomStore, "Grants | None", Any], Message]
-
-
-@dataclass(frozen=True, slots=True)
-class RoomServiceMethod:
-    request_type: type[Message]
-    handler: Handler
-
-
-METHODS: Mapping[str, RoomServiceMethod] = {
-    "CreateRoom": RoomServiceMethod(CreateRoomRequest, create_room),
-    "ListRooms": RoomServiceMethod(ListRoomsRequest, list_rooms),
-    "DeleteRoom": RoomServiceMethod(DeleteRoomRequest, delete_room),
-    "UpdateRoomMetadata": RoomServiceMethod(UpdateRoomMetadataRequest, update_room_metadata),
-    "ListParticipants": RoomServiceMethod(ListParticipantsRequest, list_participants),
-    "GetParticipant": RoomServiceMethod(RoomParticipantIdentity, get_participant),
-    "RemoveParticipant": RoomServiceMethod(RoomParticipantIdentity, remove_participant),
+METHODS: Mapping[str, TwirpMethod] = {
+    "CreateRoom": TwirpMethod(CreateRoomRequest, create_room),
+    "ListRooms": TwirpMethod(ListRoomsRequest, list_rooms),
+    "DeleteRoom": TwirpMethod(DeleteRoomRequest, delete_room),
+    "UpdateRoomMetadata": TwirpMethod(UpdateRoomMetadataRequest, update_room_metadata),
+    "ListParticipants": TwirpMethod(ListParticipantsRequest, list_participants),
+    "GetParticipant": TwirpMethod(RoomParticipantIdentity, get_participant),
+    "RemoveParticipant": TwirpMethod(RoomParticipantIdentity, remove_participant),
 }

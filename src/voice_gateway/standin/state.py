@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .agent_workers import AgentWorkers
 from .calls import CallLog
 from .faults import Faults
 from .store import RoomStore
@@ -22,9 +23,14 @@ class StandInState:
     faults: Faults = field(default_factory=Faults)
     calls: CallLog = field(default_factory=CallLog)
     webhook_urls: tuple[str, ...] = ()
+    # psrpc's client timeout: how long a call routed to a room no node holds takes to fail.
+    no_response_after_s: float = 3.0
     webhooks: WebhookSender = field(init=False)
+    agents: AgentWorkers = field(init=False)
 
     def __post_init__(self) -> None:
         api_key, api_secret = next(iter(self.api_keys.items()))
         self.webhooks = WebhookSender(api_key, api_secret, self.webhook_urls)
         self.store.listener = self.webhooks.notify
+        self.agents = AgentWorkers(self.store)
+        self.store.dispatch_listener = self.agents.on_dispatch

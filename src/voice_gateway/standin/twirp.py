@@ -1,9 +1,18 @@
-"""Twirp errors as the LiveKit server writes them: JSON `{code, msg, meta?}` and a fixed status."""
+"""Twirp as the LiveKit server speaks it: errors as JSON `{code, msg, meta?}` with a fixed status,
+and the methods a service serves."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf.message import Message
+
+if TYPE_CHECKING:
+    from .auth import Grants
+    from .store import RoomStore
 
 # twirp errors.go ServerHTTPStatusFromErrorCode
 STATUS_BY_CODE: Mapping[str, int] = {
@@ -77,3 +86,20 @@ def permissions_denied() -> TwirpError:
 def invalid_argument(argument: str, validation: str) -> TwirpError:
     """twirp.InvalidArgumentError: native, so no domain prefix, and the argument in `meta`."""
     return TwirpError("invalid_argument", f"{argument} {validation}", meta={"argument": argument})
+
+
+class NoResponse(TwirpError):
+    """What a psrpc call routed to a room no node holds answers, once psrpc's timeout (3 s) has
+    passed: the app waits that long before it answers (StandInState.no_response_after_s)."""
+
+    def __init__(self) -> None:
+        super().__init__("unavailable", DOMAIN_PREFIX + "no response from servers")
+
+
+Handler = Callable[["RoomStore", "Grants | None", Any], Message]
+
+
+@dataclass(frozen=True, slots=True)
+class TwirpMethod:
+    request_type: type[Message]
+    handler: Handler

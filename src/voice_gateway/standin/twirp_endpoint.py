@@ -1,5 +1,5 @@
-"""One Twirp RoomService request, as the generated twirp server handles it: method, path,
-Content-Type, body, then the handler. Every failure is raised as a TwirpError."""
+"""One Twirp request (RoomService, AgentDispatchService), as the generated twirp server handles it:
+method, path, Content-Type, body, then the handler. Every failure is raised as a TwirpError."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import dispatch_service, room_service
 from .auth import Grants
 from .codec import Encoding, MalformedBody, decode, encode, encoding_for
-from .room_service import METHODS, SERVICE, RoomServiceMethod
 from .store import RoomStore
-from .twirp import bad_route, malformed
+from .twirp import TwirpMethod, bad_route, malformed
 
 PATH_PREFIX = "/twirp"
+SERVICES = {
+    room_service.SERVICE: room_service.METHODS,
+    dispatch_service.SERVICE: dispatch_service.METHODS,
+}
 
 
-async def serve_room_service(
+async def serve_twirp(
     store: RoomStore, request: Request, path: str, grants: Grants | None
 ) -> Response:
     method = _method_for(request.method, path)
@@ -36,15 +40,15 @@ async def serve_room_service(
     return Response(encode(reply, encoding), media_type=encoding.content_type)
 
 
-def _method_for(http_method: str, path: str) -> RoomServiceMethod:
+def _method_for(http_method: str, path: str) -> TwirpMethod:
     if http_method != "POST":
         problem = f"unsupported method {_go_quote(http_method)} (only POST is allowed)"
         raise bad_route(problem, http_method, path)
     # twirp's parseTwirpPath: <prefix>/<package.Service>/<Method>
     rest, _, name = path.rpartition("/")
     prefix, _, service = rest.rpartition("/")
-    method = METHODS.get(name)
-    if prefix != PATH_PREFIX or service != SERVICE or method is None:
+    method = SERVICES.get(service, {}).get(name)
+    if prefix != PATH_PREFIX or method is None:
         raise bad_route(f"no handler for path {_go_quote(path)}", http_method, path)
     return method
 
