@@ -42,11 +42,11 @@ def _fresh_standin(standin: StandIn) -> Iterator[None]:
     standin.clear_faults()
     standin.agents.reset()  # a test's agent workers serve that test only
     standin.accept_connections()
-    # A session a test ended leaves its end mark (sessions/endings.py) for as long as the
-    # session's tokens could revive its room: the next test reusing the name must not inherit it.
+    # A test's rooms are its own: an end mark (sessions/endings.py) would outlive the test by
+    # minutes, and a session left behind would be ended by the next test's sweep (its agent
+    # overdue: agent_watch.py), counted in that test's metrics.
     for room in standin.state.store.list_rooms():
-        if "_ended_" in room.name:
-            standin.state.store.delete_room(room.name)
+        standin.state.store.delete_room(room.name)
 
 
 @pytest.fixture
