@@ -30,9 +30,13 @@ class LiveKitRooms:
         return await self._call("CreateRoom", lambda lk: lk.room.create_room(request))
 
     async def find(self, name: str) -> api.Room | None:
-        request = api.ListRoomsRequest(names=[name])
+        return (await self.find_many([name])).get(name)
+
+    async def find_many(self, names: list[str]) -> dict[str, api.Room]:
+        """Those of the named rooms that exist, by name, in one call."""
+        request = api.ListRoomsRequest(names=names)
         response = await self._call("ListRooms", lambda lk: lk.room.list_rooms(request))
-        return next((room for room in response.rooms if room.name == name), None)
+        return {room.name: room for room in response.rooms if room.name in names}
 
     async def list_all(self) -> list[api.Room]:
         request = api.ListRoomsRequest()

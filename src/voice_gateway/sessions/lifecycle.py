@@ -5,7 +5,9 @@ life; the participants LiveKit lists now are what is true at this moment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from livekit import api
 
@@ -63,3 +65,93 @@ def agent_due_at(record: SessionRecord, timeout_s: int) -> datetime | None:
         return None
     since = observed.agent_left_at or record.created_at
     return since + timedelta(seconds=timeout_s)
+
+
+Status = Literal["waiting_for_agent", "waiting_for_user", "active", "ending"]
+AgentStateName = Literal["dispatched", "joined", "left", "failed"]
+
+
+@dataclass(frozen=True)
+class AgentState:
+    name: str
+    state: AgentStateName
+    identity: str | None = None
+    joined_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class UserState:
+    identity: str
+    joined: bool
+    joined_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionState:
+    status: Status
+    agent: AgentState | None  # None: a session with no agent asked for
+    user: UserState
+
+
+def state_now(
+    record: SessionRecord,
+    participants: list[api.ParticipantInfo],
+    dispatches: list[api.AgentDispatch],
+    ending: bool,
+) -> SessionState:
+    """Where the session stands, from LiveKit's participants and the agent's dispatch now."""
+    user = next((p for p in participants if is_the_user(record, p)), None)
+    user_state = UserState(
+        record.user_id,
+        joined=user is not None,
+        joined_at=joined_at(user) if user else record.observed.user_joined_at,
+    )
+    agent = _agent_now(record, participants, dispatches) if record.agent_id else None
+    return SessionState(_status(ending, agent, user_state), agent, user_state)
+
+
+def state_observed(record: SessionRecord, room: api.Room, ending: bool) -> SessionState:
+    """Where the session stands by what was observed of it and the count of users LiveKit gives
+    with the room: what a list of many sessions can tell from one ListRooms."""
+    observed = record.observed
+    user = UserState(record.user_id, room.num_participants > 0, observed.user_joined_at)
+    agent = _agent_observed(record) if record.agent_id else None
+    return SessionState(_status(ending, agent, user), agent, user)
+
+
+def _agent_now(
+    record: SessionRecord,
+    participants: list[api.ParticipantInfo],
+    dispatches: list[api.AgentDispatch],
+) -> AgentState:
+    present = next((p for p in participants if p.kind == AGENT), None)
+    if present is not None:
+        return AgentState(record.agent_id, "joined", present.identity, joined_at(present))
+    jobs = [job for d in dispatches if d.agent_name == record.agent_id for job in d.state.jobs]
+    identity = next(
+        (j.state.participant_identity for j in jobs if j.state.participant_identity), None
+    )
+    statuses = {job.state.status for job in jobs}
+    if api.JobStatus.JS_FAILED in statuses:
+        return AgentState(record.agent_id, "failed", identity)
+    # A running job names its agent before the agent is in the room (it joins ~0.1 s later), and
+    # still runs after its agent was removed: only an ended job, or a join seen, means it left.
+    if api.JobStatus.JS_SUCCESS in statuses or record.observed.agent_joined_at:
+        return AgentState(record.agent_id, "left", identity or record.observed.agent_identity)
+    return AgentState(record.agent_id, "dispatched", identity)
+
+
+def _agent_observed(record: SessionRecord) -> AgentState:
+    observed = record.observed
+    if observed.agent_joined_at is None:
+        return AgentState(record.agent_id, "dispatched")
+    state: AgentStateName = "left" if observed.agent_left_at else "joined"
+    return AgentState(record.agent_id, state, observed.agent_identity, observed.agent_joined_at)
+
+
+def _status(ending: bool, agent: AgentState | None, user: UserState) -> Status:
+    if ending:
+        return "ending"
+    if agent is not None and agent.state != "joined":
+        return "waiting_for_agent"
+    return "active" if user.joined else "waiting_for_user"

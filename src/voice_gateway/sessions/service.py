@@ -20,14 +20,15 @@ from ..access.caller import Caller, CallerKind, require_may_act_for
 from ..errors import FieldError, Forbidden, GatewayError, SessionNotFound
 from ..ids import new_identity, new_session_id
 from ..livekit.clients import LiveKit
-from ..livekit.join_tokens import JoinGrant, TokenSigner
-from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from ..livekit.join_tokens import JoinGrant
+from ..livekit.rooms import RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
-from ..vocabulary import is_session_room_name
-from . import idempotency, time_limits
+from ..vocabulary import end_mark_room_name, session_id_named_by
+from . import endings, idempotency, lifecycle, time_limits
 from .agent_watch import AgentWatch
 from .closer import SessionCloser
+from .lifecycle import SessionState
 from .observations import Observations
 from .record import SessionRecord, now_to_the_second, record_of, session_lifetime
 from .room_config import check_agent_allowed
@@ -59,6 +60,7 @@ class SessionDetails:
     record: SessionRecord
     room: api.Room
     participants: list[api.ParticipantInfo]
+    state: SessionState
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,16 @@ class SessionService:
     def __init__(
         self,
         settings: Settings,
-        rooms: LiveKitRooms,
-        signer: TokenSigner,
+        livekit: LiveKit,
         background: anyio.abc.TaskGroup,
         metrics: Metrics,
     ) -> None:
         self._settings = settings
         self._prefix = self.prefix = settings.room_prefix
         self._metrics = metrics
-        self._rooms = rooms
-        self._signer = signer
+        self._rooms = rooms = livekit.rooms
+        self._dispatches = livekit.dispatches
+        self._signer = livekit.join_tokens
         self._background = background
         self._session_ids = idempotency.SessionIds(settings.livekit_api_secret)
         self.rooms = rooms
@@ -126,12 +128,13 @@ class SessionService:
         return IssuedToken(planned.record, planned.room_name, token, url, ask.name)
 
     async def get_session(self, caller: Caller, room_name: str) -> SessionDetails:
-        record, room = await self._find_session(caller, room_name)
-        participants = await self._rooms.participants(room_name)
-        return SessionDetails(record, room, participants)
+        found = await self._find_session(caller, room_name)
+        participants, dispatches = await self._participants_and_dispatches(found.record)
+        state = lifecycle.state_now(found.record, participants, dispatches, found.ending)
+        return SessionDetails(found.record, found.room, participants, state)
 
     async def end_session(self, caller: Caller, room_name: str) -> None:
-        record, _ = await self._find_session(caller, room_name)
+        record = (await self._find_session(caller, room_name)).record
         # Before the room goes: should marking fail, the session still stands and DELETE can be
         # retried; the other way round, a replay or an old token could revive the room in between.
         await idempotency.end_claim(self._rooms, self._prefix, record)
@@ -199,16 +202,45 @@ class SessionService:
         except (RoomNotFound, GatewayError):
             logger.debug("no room %s to clean up", room_name)
 
-    async def _find_session(self, caller: Caller, room_name: str) -> tuple[SessionRecord, api.Room]:
-        if not is_session_room_name(room_name, self._prefix):
+    async def _find_session(self, caller: Caller, room_name: str) -> FoundSession:
+        """The session in `room_name`, and whether it is ending: its end mark was made (in the
+        same ListRooms), or it has expired, and its room is still there."""
+        session_id = session_id_named_by(room_name, self._prefix)
+        if session_id is None:
             raise SessionNotFound(f"No session is held in room {room_name!r}")
-        room = await self._rooms.find(room_name)
+        found = await self._rooms.find_many(
+            [room_name, end_mark_room_name(self._prefix, session_id)]
+        )
+        room = found.get(room_name)
         record = record_of(room_name, room.metadata, self._prefix) if room else None
         if room is None or record is None:
             raise SessionNotFound(f"No session is held in room {room_name!r}")
         # Only now: a room that is not one of our sessions stays a 404 for everyone.
         require_may_act_for(caller, record.user_id)
-        return record, room
+        marked = room_name in endings.revived_room_names(list(found.values()), self._prefix)
+        return FoundSession(record, room, marked or record.has_expired(now_to_the_second()))
+
+    async def _participants_and_dispatches(
+        self, record: SessionRecord
+    ) -> tuple[list[api.ParticipantInfo], list[api.AgentDispatch]]:
+        room_name = record.room_name(self._prefix)
+        dispatches: list[api.AgentDispatch] = []
+
+        async def read_dispatches() -> None:
+            dispatches.extend(await self._dispatches.list_dispatch(room_name))
+
+        async with anyio.create_task_group() as reads:
+            if record.agent_id:  # a token session may have asked for no agent
+                reads.start_soon(read_dispatches)
+            participants = await self._rooms.participants(room_name)
+        return participants, dispatches
+
+
+@dataclass(frozen=True)
+class FoundSession:
+    record: SessionRecord
+    room: api.Room
+    ending: bool
 
 
 def _require_may_name_room(caller: Caller, asked: str | None) -> None:
@@ -247,4 +279,4 @@ async def open_session_service(
 ) -> AsyncIterator[SessionService]:
     """The service, with a task group of its own for clean-ups that outlive a request."""
     async with anyio.create_task_group() as background:
-        yield SessionService(settings, livekit.rooms, livekit.join_tokens, background, metrics)
+        yield SessionService(settings, livekit, background, metrics)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -163,16 +163,57 @@ class ParticipantView(BaseModel):
     joined_at: UtcTimestamp | None
 
 
-class SessionView(BaseModel):
+class AgentView(BaseModel):
+    name: str = Field(examples=["pm-agent"])
+    state: Literal["dispatched", "joined", "left", "failed"] = Field(
+        description="dispatched: asked for, not in the room (yet); joined: in the room; left: was "
+        "in the room and is not now; failed: its job failed"
+    )
+    identity: str | None = Field(examples=["agent-AJ_4Qx1b2c3d4e5"])
+    joined_at: UtcTimestamp | None
+
+
+class UserView(BaseModel):
+    identity: str = Field(examples=["nate"])
+    joined: bool = Field(description="in the room now")
+    joined_at: UtcTimestamp | None = Field(
+        description="when the user is in the room now, or joined first"
+    )
+
+
+SESSION_STATUS_DESCRIPTION = (
+    "waiting_for_agent: the agent is not in the room; waiting_for_user: the agent is, the user "
+    "is not; active: both are; ending: the session has ended (or expired) and its room is going"
+)
+
+
+class SessionSummary(BaseModel):
+    """A session as a list shows it: from one ListRooms, by what the gateway observed."""
+
     session_id: str
     room_name: str
     user_id: str
     agent_id: str
     created_at: UtcTimestamp
     expires_at: UtcTimestamp
+    status: Literal["waiting_for_agent", "waiting_for_user", "active", "ending"] = Field(
+        description=SESSION_STATUS_DESCRIPTION
+    )
+    agent: AgentView | None = Field(description="null: no agent was asked for")
+    user: UserView
+
+
+class SessionView(SessionSummary):
+    """A session as LiveKit has it now: its participants and its agent's dispatch."""
+
     room_sid: str
     num_participants: int
     participants: list[ParticipantView]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: no more")
 
 
 class HealthStatus(BaseModel):

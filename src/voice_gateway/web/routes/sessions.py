@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from livekit import api
 from starlette.responses import Response
 
 from ...access.caller import fill_own_identity
 from ...sessions import idempotency
+from ...sessions.lifecycle import SessionState
+from ...sessions.record import SessionRecord
 from ...sessions.service import SessionAsk, SessionDetails
 from ..endpoint import Endpoint
 from ..middleware.access import caller_of
-from ..models import ParticipantView, SessionCreated, SessionRequest, SessionView
+from ..models import (
+    AgentView,
+    ParticipantView,
+    SessionCreated,
+    SessionRequest,
+    SessionView,
+    UserView,
+)
 from ..openapi import BODY, IDEMPOTENCY_KEY, LIVEKIT, NO_STORE_HEADER, Operation
 from ..request_input import read_json_object, room_name_of, validate_as
 from ..responses import NO_STORE, model_response
@@ -54,18 +65,27 @@ def _key_of(request: GatewayRequest) -> str | None:
 
 
 def session_view(details: SessionDetails) -> SessionView:
-    record = details.record
     return SessionView(
-        session_id=record.session_id,
-        room_name=details.room.name,
-        user_id=record.user_id,
-        agent_id=record.agent_id,
-        created_at=record.created_at,
-        expires_at=record.expires_at,
+        **summary_fields(details.record, details.room.name, details.state),
         room_sid=details.room.sid,
         num_participants=len(details.participants),
         participants=[participant_view(p) for p in details.participants],
     )
+
+
+def summary_fields(record: SessionRecord, room_name: str, state: SessionState) -> dict[str, Any]:
+    agent = state.agent
+    return {
+        "session_id": record.session_id,
+        "room_name": room_name,
+        "user_id": record.user_id,
+        "agent_id": record.agent_id,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "status": state.status,
+        "agent": AgentView(**asdict(agent)) if agent else None,
+        "user": UserView(**asdict(state.user)),
+    }
 
 
 def participant_view(participant: api.ParticipantInfo) -> ParticipantView:
