@@ -8,6 +8,7 @@ node holds the room, psrpc gives up after its 3 s timeout and the caller gets 50
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from livekit.protocol.agent_dispatch import (
     AgentDispatch,
@@ -21,18 +22,17 @@ from livekit.protocol.models import DisconnectReason
 from .auth import Grants
 from .room_service import check_metadata, require_admin
 from .store import RoomStore
-from .twirp import NoResponse, TwirpMethod, domain_error
+from .twirp import NoResponse, TwirpMethod, domain_error, found
 
 SERVICE = "livekit.AgentDispatchService"
+DISPATCH_NOT_FOUND = partial(domain_error, "not_found", "dispatch ID not found")
 
 
 def list_dispatch(
     store: RoomStore, grants: Grants | None, request: ListAgentDispatchRequest
 ) -> ListAgentDispatchResponse:
     require_admin(grants, request.room)
-    dispatches = store.list_dispatches(request.room, request.dispatch_id)
-    if dispatches is None:
-        raise NoResponse()
+    dispatches = found(store.list_dispatches(request.room, request.dispatch_id), NoResponse)
     return ListAgentDispatchResponse(agent_dispatches=dispatches)
 
 
@@ -51,9 +51,7 @@ def delete_dispatch(
     require_admin(grants, request.room)
     if store.get_room(request.room) is None:
         raise NoResponse()
-    dispatch = store.delete_dispatch(request.room, request.dispatch_id)
-    if dispatch is None:
-        raise domain_error("not_found", "dispatch ID not found")
+    dispatch = found(store.delete_dispatch(request.room, request.dispatch_id), DISPATCH_NOT_FOUND)
     # Its jobs are terminated and their agents removed from the room.
     for job in dispatch.state.jobs:
         identity = job.state.participant_identity

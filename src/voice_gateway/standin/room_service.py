@@ -24,7 +24,14 @@ from livekit.protocol.room import (
 
 from .auth import Grants
 from .store import RoomStore
-from .twirp import TwirpError, TwirpMethod, domain_error, invalid_argument, permissions_denied
+from .twirp import (
+    TwirpError,
+    TwirpMethod,
+    domain_error,
+    found,
+    invalid_argument,
+    permissions_denied,
+)
 
 SERVICE = "livekit.RoomService"
 MAX_ROOM_NAME_BYTES = 256
@@ -81,10 +88,7 @@ def get_participant(
     store: RoomStore, grants: Grants | None, request: RoomParticipantIdentity
 ) -> ParticipantInfo:
     require_admin(grants, request.room)
-    participant = store.get_participant(request.room, request.identity)
-    if participant is None:
-        raise participant_not_found()
-    return participant
+    return found(store.get_participant(request.room, request.identity), participant_not_found)
 
 
 def remove_participant(

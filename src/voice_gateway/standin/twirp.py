@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
 if TYPE_CHECKING:
     from .auth import Grants
     from .store import RoomStore
+
+T = TypeVar("T")
 
 # twirp errors.go ServerHTTPStatusFromErrorCode
 STATUS_BY_CODE: Mapping[str, int] = {
@@ -86,6 +88,13 @@ def permissions_denied() -> TwirpError:
 def invalid_argument(argument: str, validation: str) -> TwirpError:
     """twirp.InvalidArgumentError: native, so no domain prefix, and the argument in `meta`."""
     return TwirpError("invalid_argument", f"{argument} {validation}", meta={"argument": argument})
+
+
+def found(value: T | None, missing: Callable[[], TwirpError]) -> T:
+    """`value`, or the error a handler answers when what it looked up is not there."""
+    if value is None:
+        raise missing()
+    return value
 
 
 class NoResponse(TwirpError):
