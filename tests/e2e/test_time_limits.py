@@ -36,8 +36,8 @@ async def end_reason(stack: RealStack, session: dict[str, str], timeout_s: float
     """The reason the end mark of the session gives, once there is one."""
     mark_name = end_mark_room_name("foundry", session["session_id"])
 
-    async def mark() -> api.Room | None:
-        return (await stack.livekit.rooms()).get(mark_name)
+    async def mark() -> api.Room:
+        return (await stack.livekit.rooms()).get(mark_name) or api.Room()
 
     found = await poll_until(mark, timeout_s, interval_s=0.2)
     return EndMark.model_validate_json(found.metadata).reason
