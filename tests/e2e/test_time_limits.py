@@ -36,11 +36,11 @@ async def end_reason(stack: RealStack, session: dict[str, str], timeout_s: float
     """The reason the end mark of the session gives, once there is one."""
     mark_name = end_mark_room_name("foundry", session["session_id"])
 
-    async def mark() -> api.Room:
-        return (await stack.livekit.rooms()).get(mark_name) or api.Room()
+    async def mark() -> str:
+        found = (await stack.livekit.rooms()).get(mark_name)
+        return found.metadata if found else ""
 
-    found = await poll_until(mark, timeout_s, interval_s=0.2)
-    return EndMark.model_validate_json(found.metadata).reason
+    return EndMark.model_validate_json(await poll_until(mark, timeout_s, interval_s=0.2)).reason
 
 
 async def seconds_until_gone(stack: RealStack, room: str, timeout_s: float) -> float:
