@@ -91,7 +91,8 @@ class SessionNotFound(GatewayError):
 
 
 class SessionEnded(GatewayError):
-    """A replayed Idempotency-Key whose session was ended with DELETE: ending it is final."""
+    """The session has ended: a replayed Idempotency-Key whose session was ended with DELETE
+    (ending it is final), or a session that ended while its create waited for the agent."""
 
     code = "session_ended"
 
@@ -122,3 +123,15 @@ class LiveKitTimeout(UpstreamError):
 
 class IdentityProviderUnavailable(UpstreamError):
     code = "identity_provider_unavailable"
+
+
+class AgentTimeout(GatewayError):
+    """The agent did not join within VOICE_GATEWAY_AGENT_WAIT_S; the session was ended."""
+
+    code = "agent_timeout"
+
+
+class AgentUnavailable(GatewayError):
+    """The agent's job failed; the session was ended."""
+
+    code = "agent_unavailable"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import anyio
@@ -17,7 +17,14 @@ import anyio.abc
 from livekit import api
 
 from ..access.caller import Caller, CallerKind, require_may_act_for
-from ..errors import FieldError, Forbidden, GatewayError, SessionNotFound
+from ..errors import (
+    AgentTimeout,
+    AgentUnavailable,
+    FieldError,
+    Forbidden,
+    GatewayError,
+    SessionNotFound,
+)
 from ..ids import new_identity, new_session_id
 from ..livekit.clients import LiveKit
 from ..livekit.join_tokens import JoinGrant
@@ -26,6 +33,7 @@ from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..vocabulary import end_mark_room_name, session_id_named_by
 from . import endings, idempotency, lifecycle, time_limits
+from .agent_wait import AgentArrivals, AgentWait, JoinedAgent
 from .agent_watch import AgentWatch
 from .closer import SessionCloser
 from .lifecycle import SessionState
@@ -44,6 +52,7 @@ class CreatedSession:
     room_name: str
     token: str
     livekit_url: str
+    agent: JoinedAgent | None = None  # when the create waited for it
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class SessionAsk:
     agent_id: str
     duration_hours: float
     idempotency_key: str | None = None
+    wait_for_agent: bool = False
 
 
 class SessionService:
@@ -92,6 +102,8 @@ class SessionService:
         self.rooms = rooms
         self.closer = SessionCloser(rooms, self._prefix, metrics, settings.token_ttl_s)
         self.observations = Observations(rooms, self._prefix)
+        self.arrivals = AgentArrivals()
+        self._agent_wait = AgentWait(rooms, self._dispatches.list_dispatch, self.arrivals)
         self.agent_watch = AgentWatch(
             rooms, self.observations, self.closer, settings.agent_join_timeout_s, self._prefix
         )
@@ -100,10 +112,30 @@ class SessionService:
         require_may_act_for(caller, ask.user_id, "user_id")
         check_agent_allowed(ask.agent_id, self._settings.allowed_agents, "agent_id")
         if ask.idempotency_key is None:
-            return await self._create(plan_session(ask))
-        key_scope = idempotency.scope_of(caller)
-        session_id = self._session_ids.session_id(key_scope, ask.idempotency_key)
-        return await self._create_idempotently(plan_session(ask, session_id))
+            created = await self._create(plan_session(ask))
+        else:
+            key_scope = idempotency.scope_of(caller)
+            session_id = self._session_ids.session_id(key_scope, ask.idempotency_key)
+            created = await self._create_idempotently(plan_session(ask, session_id))
+        if not ask.wait_for_agent:
+            return created
+        return replace(created, agent=await self._agent_of(created.record))
+
+    async def _agent_of(self, record: SessionRecord) -> JoinedAgent:
+        """The agent, once in the room; if it fails or does not come in time the session ends."""
+        wait_s = self._settings.agent_wait_s
+        try:
+            with anyio.fail_after(wait_s):
+                return await self._agent_wait.until_joined(
+                    record.room_name(self._prefix), record.agent_id
+                )
+        except TimeoutError:
+            await self.closer.close(record, "agent_failed")
+            detail = f"The agent {record.agent_id!r} did not join within {wait_s:g} s"
+            raise AgentTimeout(f"{detail}; the session was ended") from None
+        except AgentUnavailable:
+            await self.closer.close(record, "agent_failed")
+            raise
 
     async def issue_token(self, caller: Caller, ask: TokenAsk) -> IssuedToken:
         """A join token whose room LiveKit creates on first join; no call to LiveKit."""

@@ -17,7 +17,7 @@ from ..errors import GatewayError
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
 from . import endings
-from .lifecycle import reason_livekit_closed, seen_joining, seen_leaving
+from .lifecycle import AGENT, reason_livekit_closed, seen_joining, seen_leaving
 from .record import Observed, SessionRecord, record_of
 from .service import SessionService
 
@@ -107,6 +107,9 @@ class WebhookIntake:
             self._sessions.agent_watch.watch(record)
 
     async def _joined(self, room_name: str, participant: api.ParticipantInfo) -> None:
+        if participant.kind == AGENT:
+            self._sessions.arrivals.arrived(room_name)  # a create waiting for it answers now
+
         def change(record: SessionRecord) -> Observed:
             return seen_joining(record.observed, record, participant)
 

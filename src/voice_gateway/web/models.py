@@ -28,6 +28,17 @@ def to_utc_text(moment: datetime) -> str:
 
 
 UtcTimestamp = Annotated[datetime, PlainSerializer(to_utc_text, return_type=str, when_used="json")]
+
+
+def to_utc_millis_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# When a participant joined, to the millisecond LiveKit gives: how soon after a join an answer
+# came is a figure clients measure.
+UtcMillis = Annotated[
+    datetime, PlainSerializer(to_utc_millis_text, return_type=str, when_used="json")
+]
 UserId = Annotated[
     str,
     StringConstraints(pattern=USER_ID_PATTERN),
@@ -61,6 +72,12 @@ class SessionRequest(BaseModel):
     session_duration_hours: Hours = Field(
         1.0, description="Session length; at most VOICE_GATEWAY_MAX_SESSION_HOURS", examples=[2]
     )
+    wait_for_agent: bool = Field(
+        False,
+        description="Answer once the agent is in the room (with `agent`), at most "
+        "VOICE_GATEWAY_AGENT_WAIT_S: else 504 agent_timeout, or 503 agent_unavailable when its "
+        "job failed; either way the session is ended and its room deleted",
+    )
 
     @field_validator("session_duration_hours")
     @classmethod
@@ -71,12 +88,20 @@ class SessionRequest(BaseModel):
         return hours
 
 
+class JoinedAgent(BaseModel):
+    identity: str = Field(examples=["agent-AJ_4Qx1b2c3d4e5"])
+    joined_at: UtcMillis
+
+
 class SessionCreated(BaseModel):
     session_id: str = Field(examples=["sess_4Qx1b2c3d4e5f6g7h8i9jA"])
     room_name: str = Field(examples=["foundry_nate_pm-agent_sess_4Qx1b2c3d4e5f6g7h8i9jA"])
     token: str = Field(description="LiveKit join token for this room only")
     livekit_url: str = Field(examples=["ws://localhost:7880"])
     expires_at: UtcTimestamp
+    agent: JoinedAgent | None = Field(
+        None, description="The agent in the room: only when the request asked `wait_for_agent`"
+    )
 
 
 class TokenRequest(BaseModel):
@@ -170,13 +195,13 @@ class AgentView(BaseModel):
         "in the room and is not now; failed: its job failed"
     )
     identity: str | None = Field(examples=["agent-AJ_4Qx1b2c3d4e5"])
-    joined_at: UtcTimestamp | None
+    joined_at: UtcMillis | None
 
 
 class UserView(BaseModel):
     identity: str = Field(examples=["nate"])
     joined: bool = Field(description="in the room now")
-    joined_at: UtcTimestamp | None = Field(
+    joined_at: UtcMillis | None = Field(
         description="when the user is in the room now, or joined first"
     )
 

@@ -21,13 +21,16 @@ PROBLEM_STATUSES = {
     401: "No or bad credentials",
     403: "The caller may not act for that user or session",
     404: "No such session",
-    409: "The Idempotency-Key names a session that was ended; use a new key",
+    409: "The session ended: the Idempotency-Key names an ended one (use a new key), or it "
+    "ended while the create waited for its agent",
     413: "The body is larger than VOICE_GATEWAY_MAX_BODY_BYTES",
     422: "A field is invalid; `errors` names each one",
     429: "Too many requests; see Retry-After",
     502: "LiveKit answered an error",
-    503: "LiveKit (or the identity provider's JWKS) is unreachable",
-    504: "LiveKit did not answer within the deadline",
+    503: "LiveKit (or the identity provider's JWKS) is unreachable; or `agent_unavailable`: "
+    "the agent's job failed (wait_for_agent), the session was ended",
+    504: "LiveKit did not answer within the deadline; or `agent_timeout`: the agent did not "
+    "join within VOICE_GATEWAY_AGENT_WAIT_S (wait_for_agent), the session was ended",
 }
 PROBLEM_HEADERS = {
     401: {"WWW-Authenticate": 'A Bearer challenge (RFC 6750), e.g. `Bearer realm="voice-gateway"`'},

@@ -49,6 +49,8 @@ STATUS_AND_TITLE: dict[type[GatewayError], tuple[int, str]] = {
     errors.LiveKitUnavailable: (503, "LiveKit is unavailable"),
     errors.LiveKitTimeout: (504, "LiveKit did not answer in time"),
     errors.IdentityProviderUnavailable: (503, "Identity provider unavailable"),
+    errors.AgentTimeout: (504, "The agent did not join in time"),
+    errors.AgentUnavailable: (503, "The agent is unavailable"),
 }
 ROUTING_PROBLEMS = {
     404: HttpProblem(404, "not_found", "Not found"),

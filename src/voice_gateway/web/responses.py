@@ -12,10 +12,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def model_response(
-    model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None
+    model: BaseModel,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+    *,
+    exclude_none: bool = False,
 ) -> Response:
     return Response(
-        model.model_dump_json(),
+        model.model_dump_json(exclude_none=exclude_none),
         status_code,
         headers=dict(headers or {}),
         media_type="application/json",

@@ -18,6 +18,7 @@ from ..endpoint import Endpoint
 from ..middleware.access import caller_of
 from ..models import (
     AgentView,
+    JoinedAgent,
     ParticipantView,
     SessionCreated,
     SessionRequest,
@@ -36,16 +37,25 @@ async def create_session(request: GatewayRequest) -> Response:
     fill_own_identity(caller, data, "user_id")
     context = {"max_session_hours": request.state["settings"].max_session_hours}
     body = validate_as(SessionRequest, data, context)
-    ask = SessionAsk(body.user_id, body.agent_id, body.session_duration_hours, _key_of(request))
+    ask = SessionAsk(
+        body.user_id,
+        body.agent_id,
+        body.session_duration_hours,
+        _key_of(request),
+        body.wait_for_agent,
+    )
     created = await request.state["sessions"].create_session(caller, ask)
+    agent = created.agent
     response = SessionCreated(
         session_id=created.record.session_id,
         room_name=created.room_name,
         token=created.token,
         livekit_url=created.livekit_url,
         expires_at=created.record.expires_at,
+        agent=JoinedAgent(identity=agent.identity, joined_at=agent.joined_at) if agent else None,
     )
-    return model_response(response, 201, NO_STORE)
+    # Without wait_for_agent, the answer is what it always was: no `agent` at all.
+    return model_response(response, 201, NO_STORE, exclude_none=True)
 
 
 async def get_session(request: GatewayRequest) -> Response:

@@ -1,0 +1,97 @@
+"""`"wait_for_agent": true`: the create answers once the agent is in the room.
+
+The gateway asks LiveKit every quarter second (ListParticipants; ListDispatch once a second, for
+a job that failed), so the answer comes within ~300 ms of the join at four or five calls a
+second; sooner when this replica hears the join's webhook, which wakes the waiter at once. An
+agent that does not come in time, or whose job failed, ends the session (`agent_failed`), so no
+agent arrives later into a room its client has given up on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import anyio
+from livekit import api
+
+from ..errors import AgentUnavailable, GatewayError, SessionEnded
+from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from .lifecycle import AGENT, joined_at
+
+logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by this name
+
+POLL_S = 0.25
+DISPATCH_EVERY = 4  # polls between two looks at the dispatch
+
+ListDispatch = Callable[[str], Awaitable[list[api.AgentDispatch]]]
+
+
+@dataclass(frozen=True)
+class JoinedAgent:
+    identity: str
+    joined_at: datetime
+
+
+class AgentArrivals:
+    """Wakes whoever waits for a room's agent when this replica hears of its join."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, anyio.Event] = {}
+
+    def arrived(self, room_name: str) -> None:
+        if (event := self._events.pop(room_name, None)) is not None:
+            event.set()
+
+    async def pause(self, room_name: str, seconds: float) -> None:
+        """Sleep `seconds`, or less if the room's agent is heard of meanwhile."""
+        event = self._events.setdefault(room_name, anyio.Event())
+        with anyio.move_on_after(seconds):
+            await event.wait()
+
+
+class AgentWait:
+    def __init__(
+        self, rooms: LiveKitRooms, list_dispatch: ListDispatch, arrivals: AgentArrivals
+    ) -> None:
+        self._rooms = rooms
+        self._list_dispatch = list_dispatch
+        self._arrivals = arrivals
+
+    async def until_joined(self, room_name: str, agent_name: str) -> JoinedAgent:
+        """The agent once it is in the room; raises AgentUnavailable when its job failed. The
+        caller bounds the wait."""
+        for poll in itertools.count(1):
+            look_at_dispatch = poll % DISPATCH_EVERY == 0
+            agent = await self._agent_in(room_name, agent_name, look_at_dispatch)
+            if agent is not None:
+                return agent
+            await self._arrivals.pause(room_name, POLL_S)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _agent_in(
+        self, room_name: str, agent_name: str, look_at_dispatch: bool
+    ) -> JoinedAgent | None:
+        try:
+            participants = await self._rooms.participants(room_name)
+            if look_at_dispatch:
+                _raise_if_failed(await self._list_dispatch(room_name), agent_name)
+        except RoomNotFound as exc:
+            raise SessionEnded("The session ended while it waited for its agent") from exc
+        except AgentUnavailable:
+            raise
+        except GatewayError as exc:  # one failed look: the next may answer, the deadline holds
+            logger.info("waiting for the agent of %s: %s", room_name, exc.detail)
+            return None
+        agent = next((p for p in participants if p.kind == AGENT), None)
+        return JoinedAgent(agent.identity, joined_at(agent)) if agent else None
+
+
+def _raise_if_failed(dispatches: list[api.AgentDispatch], agent_name: str) -> None:
+    for dispatch in dispatches:
+        for job in dispatch.state.jobs if dispatch.agent_name == agent_name else ():
+            if job.state.status == api.JobStatus.JS_FAILED:
+                raise AgentUnavailable(f"The agent {agent_name!r} could not take the session")

@@ -1,0 +1,111 @@
+"""`"wait_for_agent": true` on create: the answer comes once the agent is in the room, or the
+session ends with a 504 / 503. The real server's side: tests/e2e/test_agent_wait.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.gateway import create_session, make_settings, metric, serving_gateway
+from voice_gateway.standin import StandIn
+
+WEBHOOK = "/api/voice/webhook"
+AGENT_FAILED = 'voice_gateway_sessions_ended_total{reason="agent_failed"}'
+
+
+@asynccontextmanager
+async def gateway(
+    standin: StandIn, *, webhooks: bool = False, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving_gateway(make_settings(standin, **overrides)) as url:
+        if webhooks:
+            standin.set_webhook_urls([f"{url}{WEBHOOK}"])
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield client
+
+
+async def test_the_answer_comes_with_the_agent_in_the_room(standin: StandIn) -> None:
+    standin.agents.serve("pm-agent", join_after_s=0.3)
+    async with gateway(standin) as client:
+        created = await create_session(client, wait_for_agent=True)
+    body = created.json()
+
+    assert created.status_code == 201
+    assert body["agent"]["identity"].startswith("agent-AJ_")
+    assert body["agent"]["joined_at"] is not None
+    present = [p.identity for p in standin.list_participants(body["room_name"])]
+    assert body["agent"]["identity"] in present
+
+
+@pytest.mark.usefixtures("webhooks_off_afterwards")
+async def test_heard_by_webhook_the_join_is_answered_before_the_next_look(
+    standin: StandIn,
+) -> None:
+    standin.agents.serve("pm-agent", join_after_s=0.1)
+    before = standin.requests_count("ListParticipants")
+    async with gateway(standin, webhooks=True) as client:
+        created = await create_session(client, wait_for_agent=True)
+    listings = standin.requests_count("ListParticipants") - before
+
+    assert created.status_code == 201
+    assert listings == 2  # the first look (no agent yet), then the one the webhook woke
+
+
+async def test_without_asking_to_wait_the_answer_is_as_before(standin: StandIn) -> None:
+    before = standin.requests_count("ListParticipants")
+    async with gateway(standin) as client:
+        body = (await create_session(client)).json()
+
+    assert "agent" not in body
+    assert standin.requests_count("ListParticipants") == before
+
+
+async def test_an_agent_that_does_not_come_in_time_is_a_504_and_no_session(
+    standin: StandIn,
+) -> None:
+    async with gateway(standin, agent_wait_s=1) as client:
+        started = time.monotonic()
+        refused = await create_session(client, wait_for_agent=True)
+        took_s = time.monotonic() - started
+        ended = await metric(client, AGENT_FAILED)
+
+    assert refused.status_code == 504
+    assert refused.json()["code"] == "agent_timeout"
+    assert 1 <= took_s < 2
+    assert ended == 1
+    assert not [name for name in standin.rooms if name.startswith("foundry_nate_")]
+
+
+async def test_an_agent_whose_job_failed_is_a_503_and_no_session(standin: StandIn) -> None:
+    standin.agents.fail("pm-agent")
+    async with gateway(standin, agent_wait_s=5) as client:
+        refused = await create_session(client, wait_for_agent=True)
+
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "agent_unavailable"
+    assert not [name for name in standin.rooms if name.startswith("foundry_nate_")]
+
+
+async def test_the_waiting_create_looks_a_few_times_a_second(standin: StandIn) -> None:
+    before = [standin.requests_count(m) for m in ("ListParticipants", "ListDispatch")]
+    async with gateway(standin, agent_wait_s=2) as client:
+        await create_session(client, wait_for_agent=True)
+    after = [standin.requests_count(m) for m in ("ListParticipants", "ListDispatch")]
+    listings, dispatch_looks = (a - b for a, b in zip(after, before, strict=True))
+
+    # Two seconds of looking: every quarter second, the dispatch once a second.
+    assert 7 <= listings <= 9
+    assert 1 <= dispatch_looks <= 2
+
+
+async def test_wait_for_agent_must_be_a_boolean(standin: StandIn) -> None:
+    async with gateway(standin) as client:
+        refused = await create_session(client, wait_for_agent="soon")
+
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "wait_for_agent"
