@@ -63,7 +63,7 @@ def fuzz(operation: Operation, mode: GenerationMode, base_url: str) -> None:
 
 def modes_for(operation: Operation) -> list[GenerationMode]:
     # Without parameters or a body there is no invalid request to make (probes, the document).
-    if operation.path_parameters or operation.body:
+    if operation.path_parameters or operation.query or operation.body:
         return list(CHECKS)
     return [GenerationMode.POSITIVE]
 
@@ -86,4 +86,5 @@ def test_every_documented_operation_answers_as_documented(standin: StandIn) -> N
         "DELETE /api/voice/session/{room_name}",
         "POST /api/voice/token",
         "POST /api/voice/webhook",
+        "GET /api/voice/sessions",
     }

@@ -32,11 +32,12 @@ from ..livekit.rooms import RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..vocabulary import end_mark_room_name, session_id_named_by
-from . import endings, idempotency, lifecycle, time_limits
+from . import endings, idempotency, lifecycle, listing, time_limits
 from .agent_wait import AgentArrivals, AgentWait, JoinedAgent
 from .agent_watch import AgentWatch
 from .closer import SessionCloser
 from .lifecycle import SessionState
+from .listing import SessionFilter, SessionPage
 from .observations import Observations
 from .record import SessionRecord, now_to_the_second, record_of, session_lifetime
 from .room_config import check_agent_allowed
@@ -164,6 +165,13 @@ class SessionService:
         participants, dispatches = await self._participants_and_dispatches(found.record)
         state = lifecycle.state_now(found.record, participants, dispatches, found.ending)
         return SessionDetails(found.record, found.room, participants, state)
+
+    async def list_sessions(self, caller: Caller, wanted: SessionFilter) -> SessionPage:
+        """A page of the sessions `caller` may see, from one ListRooms (listing.py)."""
+        if wanted.cursor:
+            listing.decode_cursor(wanted.cursor)  # a bad cursor is the caller's error, not a call
+        rooms = await self._rooms.list_all()
+        return listing.page_of(rooms, self._prefix, caller, wanted)
 
     async def end_session(self, caller: Caller, room_name: str) -> None:
         record = (await self._find_session(caller, room_name)).record

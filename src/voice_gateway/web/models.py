@@ -236,6 +236,25 @@ class SessionView(SessionSummary):
     participants: list[ParticipantView]
 
 
+class SessionListQuery(BaseModel):
+    """The query of `GET /api/voice/sessions`; an unknown parameter is refused, so a typo
+    never silently widens what is listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(
+        None, pattern=USER_ID_PATTERN, description="Only this user's (an end user: only their own)"
+    )
+    agent_id: str | None = Field(None, pattern=AGENT_ID_PATTERN, description="Only this agent's")
+    status: Literal["waiting_for_agent", "waiting_for_user", "active", "ending"] | None = Field(
+        None, description="Only sessions in this status"
+    )
+    limit: int = Field(20, ge=1, le=100, description="Sessions per page, 1-100")
+    cursor: str | None = Field(
+        None, max_length=512, description="The `next_cursor` of the page before"
+    )
+
+
 class SessionList(BaseModel):
     sessions: list[SessionSummary]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: no more")

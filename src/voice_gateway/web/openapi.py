@@ -69,6 +69,7 @@ class Operation:
     request_media_type: str = "application/json"
     request_required: bool = True
     description: str | None = None
+    query_model: type[BaseModel] | None = None  # each field one query parameter
 
 
 NO_STORE_HEADER = {"Cache-Control": "Always `no-store`: the body carries a bearer token"}
@@ -139,6 +140,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.description:
         spec["description"] = op.description
     parameters = [_path_param(name) for name in op.path_params]
+    parameters += _query_params(op.query_model) if op.query_model else []
     parameters += [_header_param(header) for header in (*op.header_params, REQUEST_ID_PARAM)]
     spec["parameters"] = parameters
     if op.request_model:
@@ -147,6 +149,28 @@ def _operation(op: Operation) -> dict[str, Any]:
             "content": {op.request_media_type: {"schema": _ref(op.request_model)}},
         }
     return spec
+
+
+def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": field.pop("description", ""),
+            "schema": _without_null(field),
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+def _without_null(field: dict[str, Any]) -> dict[str, Any]:
+    # An optional parameter is one left out, never a null: a query string cannot say null.
+    kept = {k: v for k, v in field.items() if k != "title" and (k, v) != ("default", None)}
+    choices = [choice for choice in kept.pop("anyOf", []) if choice.get("type") != "null"]
+    return {**kept, **choices[0]} if len(choices) == 1 else kept
 
 
 def _header_param(header: HeaderParam) -> dict[str, Any]:

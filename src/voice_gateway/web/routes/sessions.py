@@ -12,6 +12,7 @@ from starlette.responses import Response
 from ...access.caller import fill_own_identity
 from ...sessions import idempotency
 from ...sessions.lifecycle import SessionState
+from ...sessions.listing import SessionFilter
 from ...sessions.record import SessionRecord
 from ...sessions.service import SessionAsk, SessionDetails
 from ..endpoint import Endpoint
@@ -21,7 +22,10 @@ from ..models import (
     JoinedAgent,
     ParticipantView,
     SessionCreated,
+    SessionList,
+    SessionListQuery,
     SessionRequest,
+    SessionSummary,
     SessionView,
     UserView,
 )
@@ -62,6 +66,17 @@ async def get_session(request: GatewayRequest) -> Response:
     sessions = request.state["sessions"]
     details = await sessions.get_session(caller_of(request), room_name_of(request))
     return model_response(session_view(details))
+
+
+async def list_sessions(request: GatewayRequest) -> Response:
+    query = validate_as(SessionListQuery, dict(request.query_params))
+    wanted = SessionFilter(query.user_id, query.agent_id, query.status, query.limit, query.cursor)
+    page = await request.state["sessions"].list_sessions(caller_of(request), wanted)
+    summaries = [
+        SessionSummary(**summary_fields(listed.record, listed.room_name, listed.state))
+        for listed in page.sessions
+    ]
+    return model_response(SessionList(sessions=summaries, next_cursor=page.next_cursor))
 
 
 async def end_session(request: GatewayRequest) -> Response:
@@ -134,6 +149,18 @@ ENDPOINTS = (
             SessionView,
             problems=(403, 404, 422, *LIVEKIT),
             path_params=("room_name",),
+        ),
+    ),
+    Endpoint(
+        list_sessions,
+        Operation(
+            "get",
+            "/api/voice/sessions",
+            "Live sessions, newest first, filtered and paged (an end user's own only)",
+            200,
+            SessionList,
+            problems=(422, *LIVEKIT),
+            query_model=SessionListQuery,
         ),
     ),
     Endpoint(
