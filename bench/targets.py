@@ -69,7 +69,7 @@ def start_gateway(
         )  # fmt: skip
         described: str = backend
         latency: int | None = None
-        extra = {"VOICE_GATEWAY_EMPTY_TIMEOUT_S": str(REAL_EMPTY_TIMEOUT_S)}
+        extra = {"VOICE_GATEWAY_USER_JOIN_TIMEOUT_S": str(REAL_EMPTY_TIMEOUT_S)}
     else:
         livekit, livekit_url = _start_standin(children, creds, latency_ms, label)
         described, latency, extra = f"stand-in {latency_ms} ms", latency_ms, {}

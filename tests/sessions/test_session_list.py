@@ -153,3 +153,24 @@ async def test_a_dead_livekit_is_a_503(client: httpx.AsyncClient, standin: Stand
 
     assert refused.status_code == 503
     assert refused.json()["code"] == "livekit_unavailable"
+
+
+async def test_a_listed_user_who_left_is_not_in_the_room(standin: StandIn) -> None:
+    async with (
+        serving_gateway(make_settings(standin)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        standin.set_webhook_urls([f"{url}/api/voice/webhook"])
+        made = (await create_session(client)).json()
+        standin.add_participant(made["room_name"], "agent-AJ_1", kind=ParticipantInfo.AGENT)
+        standin.join(made["token"])
+        await anyio.sleep(0.3)  # the joins' webhooks observed
+        while_there = (await listed(client))["sessions"][0]
+        standin.remove_participant(made["room_name"], "nate")
+        await anyio.sleep(0.3)
+        standin.set_webhook_urls([])
+        after = (await listed(client))["sessions"][0]
+
+    assert (while_there["status"], while_there["user"]["joined"]) == ("active", True)
+    assert (after["status"], after["user"]["joined"]) == ("waiting_for_user", False)
+    assert after["user"]["joined_at"] == while_there["user"]["joined_at"]

@@ -34,15 +34,20 @@ def seen_joining(
         at = joined_at(participant)
         change = {"agent_identity": participant.identity, "agent_joined_at": at}
         return observed.model_copy(update=change | {"agent_left_at": None})
-    if is_the_user(record, participant) and observed.user_joined_at is None:
-        return observed.model_copy(update={"user_joined_at": joined_at(participant)})
+    if is_the_user(record, participant) and (observed.user_left_at or not observed.user_joined_at):
+        first = observed.user_joined_at or joined_at(participant)
+        return observed.model_copy(update={"user_joined_at": first, "user_left_at": None})
     return observed
 
 
-def seen_leaving(observed: Observed, participant: api.ParticipantInfo, at: datetime) -> Observed:
+def seen_leaving(
+    observed: Observed, record: SessionRecord, participant: api.ParticipantInfo, at: datetime
+) -> Observed:
     same_agent = observed.agent_identity in (None, participant.identity)
     if participant.kind == AGENT and same_agent and observed.agent_left_at is None:
         return observed.model_copy(update={"agent_left_at": at})
+    if is_the_user(record, participant) and observed.user_left_at is None:
+        return observed.model_copy(update={"user_left_at": at})
     return observed
 
 
@@ -110,11 +115,12 @@ def state_now(
     return SessionState(_status(ending, agent, user_state), agent, user_state)
 
 
-def state_observed(record: SessionRecord, room: api.Room, ending: bool) -> SessionState:
-    """Where the session stands by what was observed of it and the count of users LiveKit gives
-    with the room: what a list of many sessions can tell from one ListRooms."""
+def state_observed(record: SessionRecord, ending: bool) -> SessionState:
+    """Where the session stands by what was observed of it: what a list of many sessions can
+    tell from one ListRooms (whose participant counts lag a leave by seconds: not used)."""
     observed = record.observed
-    user = UserState(record.user_id, room.num_participants > 0, observed.user_joined_at)
+    in_room = observed.user_joined_at is not None and observed.user_left_at is None
+    user = UserState(record.user_id, in_room, observed.user_joined_at)
     agent = _agent_observed(record) if record.agent_id else None
     return SessionState(_status(ending, agent, user), agent, user)
 

@@ -78,7 +78,7 @@ def _matching(
         record = record_of(room.name, room.metadata, prefix)
         if record is None or not caller.may_act_for(record.user_id):
             continue
-        state = state_observed(record, room, room.name in ending or record.has_expired(now))
+        state = state_observed(record, room.name in ending or record.has_expired(now))
         if _wanted(record, state, wanted):
             listed.append(ListedSession(record, room.name, state))
     return listed

@@ -28,7 +28,8 @@ class Observed(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    user_joined_at: datetime | None = None
+    user_joined_at: datetime | None = None  # the first join
+    user_left_at: datetime | None = None  # None while in the room (as far as seen)
     agent_identity: str | None = None
     agent_joined_at: datetime | None = None
     agent_left_at: datetime | None = None

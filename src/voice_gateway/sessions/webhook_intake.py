@@ -119,7 +119,7 @@ class WebhookIntake:
 
     async def _left(self, room_name: str, participant: api.ParticipantInfo, at: datetime) -> None:
         def change(record: SessionRecord) -> Observed:
-            return seen_leaving(record.observed, participant, at)
+            return seen_leaving(record.observed, record, participant, at)
 
         record = await self._sessions.observations.update(room_name, change)
         if record is not None:
