@@ -199,3 +199,19 @@ async def test_with_the_agent_limit_off_no_session_ends_for_its_agent(standin: S
         await anyio.sleep(1)
 
     assert standin.has_room(room)
+
+
+@pytest.mark.usefixtures("webhooks_off_afterwards")
+async def test_a_token_sessions_agent_is_due_from_its_rooms_start_not_its_tokens(
+    standin: StandIn,
+) -> None:
+    ask = {"participant_identity": "nate", "room_config": {"agents": [{"agent_name": "pm-agent"}]}}
+    async with gateway(standin, agent_join_timeout_s=1, reaper_interval_s=0.1) as client:
+        issued = (await client.post("/api/voice/token", json=ask)).json()
+        await anyio.sleep(1.5)  # the token is older than the limit when its room starts
+        standin.join(issued["participant_token"])
+        await anyio.sleep(0.5)
+        standing = standin.has_room(issued["room_name"])
+        await wait_until(lambda: not standin.has_room(issued["room_name"]), timeout_s=3)
+
+    assert standing

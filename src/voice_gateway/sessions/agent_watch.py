@@ -21,7 +21,7 @@ from livekit import api
 from ..errors import GatewayError
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from .closer import SessionCloser
-from .lifecycle import AGENT, agent_due_at, seen_joining
+from .lifecycle import AGENT, agent_due_at, seen_joining, started_at
 from .observations import Change, Observations
 from .record import SessionRecord
 
@@ -48,9 +48,9 @@ class AgentWatch:
         self._due: dict[str, datetime] = {}
         self._earlier = anyio.Event()
 
-    def watch(self, record: SessionRecord) -> None:
+    def watch(self, record: SessionRecord, room_started_at: datetime) -> None:
         """Check on the agent when it is due, by what was observed of it."""
-        due = agent_due_at(record, self._timeout_s)
+        due = agent_due_at(record, room_started_at, self._timeout_s)
         room_name = record.room_name(self._prefix)
         if due is None:  # the agent came: no timer until it is seen leaving
             self._due.pop(room_name, None)
@@ -69,10 +69,13 @@ class AgentWatch:
                 for room_name in await self._next_due():
                     checks.start_soon(self._check_room, room_name)
 
-    async def check_if_due(self, record: SessionRecord) -> None:
+    async def check_if_due(self, record: SessionRecord, room_started_at: datetime) -> None:
         """End the session if its agent is overdue and LiveKit confirms it is not there."""
-        due = agent_due_at(record, self._timeout_s)
-        if due is None or datetime.now(UTC) < due:
+        due = agent_due_at(record, room_started_at, self._timeout_s)
+        if due is None:
+            return
+        if datetime.now(UTC) < due:  # a timer set from the record, before the room's own start
+            self.watch(record, room_started_at)
             return
         room_name = record.room_name(self._prefix)
         try:
@@ -101,9 +104,10 @@ class AgentWatch:
 
     async def _check_room(self, room_name: str) -> None:
         try:
-            record = await self._observations.read(room_name)
-            if record is not None:
-                await self.check_if_due(record)
+            found = await self._observations.read(room_name)
+            if found is not None:
+                room, record = found
+                await self.check_if_due(record, started_at(room))
         except GatewayError as exc:
             logger.warning("could not check on the agent of %s: %s", room_name, exc.detail)
 

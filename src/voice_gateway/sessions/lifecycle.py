@@ -60,7 +60,16 @@ def reason_livekit_closed(record: SessionRecord, closed_at: datetime) -> EndReas
     return "user_left" if record.observed.user_joined_at else "user_never_joined"
 
 
-def agent_due_at(record: SessionRecord, timeout_s: int) -> datetime | None:
+def started_at(room: api.Room) -> datetime:
+    """When LiveKit created the room: a token session's room starts at its first join, which
+    may be long after the token (and the record) was made."""
+    seconds = room.creation_time_ms / 1000 or room.creation_time
+    return datetime.fromtimestamp(seconds, UTC) if seconds else datetime.now(UTC)
+
+
+def agent_due_at(
+    record: SessionRecord, room_started_at: datetime, timeout_s: int
+) -> datetime | None:
     """When the session's agent must be in its room by, as far as the gateway saw; None when it
     is there (or no agent is asked for, or the limit is off)."""
     if timeout_s <= 0 or not record.agent_id:
@@ -68,7 +77,7 @@ def agent_due_at(record: SessionRecord, timeout_s: int) -> datetime | None:
     observed = record.observed
     if observed.agent_joined_at and not observed.agent_left_at:
         return None
-    since = observed.agent_left_at or record.created_at
+    since = observed.agent_left_at or max(room_started_at, record.created_at)
     return since + timedelta(seconds=timeout_s)
 
 

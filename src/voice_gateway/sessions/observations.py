@@ -11,6 +11,7 @@ from collections.abc import Callable
 from weakref import WeakValueDictionary
 
 import anyio
+from livekit import api
 
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from .record import Observed, SessionRecord, record_of
@@ -24,19 +25,21 @@ class Observations:
         self._prefix = prefix
         self._locks: WeakValueDictionary[str, anyio.Lock] = WeakValueDictionary()
 
-    async def read(self, room_name: str) -> SessionRecord | None:
-        """The session's record as its room holds it now; None when there is none of ours."""
+    async def read(self, room_name: str) -> tuple[api.Room, SessionRecord] | None:
+        """The room and the session it holds now; None when it holds none of ours."""
         room = await self._rooms.find(room_name)
-        return record_of(room_name, room.metadata, self._prefix) if room else None
+        record = record_of(room_name, room.metadata, self._prefix) if room else None
+        return (room, record) if room and record else None
 
     async def update(self, room_name: str, change: Change) -> SessionRecord | None:
         """The session's record with `change` applied and written; None when the room holds
         no session of ours (or is gone)."""
         lock = self._locks.setdefault(room_name, anyio.Lock())
         async with lock:
-            record = await self.read(room_name)
-            if record is None:
+            found = await self.read(room_name)
+            if found is None:
                 return None
+            record = found[1]
             observed = change(record)
             if observed == record.observed:
                 return record

@@ -27,7 +27,7 @@ from ..ops.metrics import Metrics
 from ..vocabulary import end_mark_room_name, is_session_room_name
 from . import endings
 from .endings import EndReason
-from .lifecycle import reason_livekit_closed
+from .lifecycle import reason_livekit_closed, started_at
 from .record import Observed, SessionRecord, record_of
 from .service import SessionService
 
@@ -93,7 +93,7 @@ class ExpiryReaper:
                     record = (
                         await self._sessions.observations.update(room_name, _user_seen) or record
                     )
-                await self._sessions.agent_watch.check_if_due(record)
+                await self._sessions.agent_watch.check_if_due(record, started_at(room))
             except GatewayError as exc:
                 logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
 

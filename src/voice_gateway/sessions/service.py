@@ -185,7 +185,7 @@ class SessionService:
         token = await self._sign_for(record, room_config, record.created_at)
         await self._create_room_or_clean_up(room_config)
         self._metrics.sessions_created.inc()
-        self.agent_watch.watch(record)
+        self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
 
     async def _create_idempotently(self, planned: SessionRecord) -> CreatedSession:
@@ -198,7 +198,7 @@ class SessionService:
         room = await self._rooms.create(create_room_request(room_config))
         idempotency.check_created(room, self._prefix, record)
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
-        self.agent_watch.watch(record)
+        self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
 
     async def _sign_for(

@@ -17,7 +17,8 @@ from ..errors import GatewayError
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
 from . import endings
-from .lifecycle import AGENT, reason_livekit_closed, seen_joining, seen_leaving
+from .lifecycle import AGENT, reason_livekit_closed, seen_joining, seen_leaving, started_at
+from .observations import Change
 from .record import Observed, SessionRecord, record_of
 from .service import SessionService
 
@@ -92,10 +93,10 @@ class WebhookIntake:
         elif record is None:
             return
         elif event.event == "participant_joined":
-            await self._joined(event.room.name, event.participant)
+            await self._joined(event.room, event.participant)
         elif event.event in ("participant_left", "participant_connection_aborted"):
             # Now, not the event's whole-second time: a deadline never comes early.
-            await self._left(event.room.name, event.participant, datetime.now(UTC))
+            await self._left(event.room, event.participant, datetime.now(UTC))
         elif event.event == "room_finished":
             reason = reason_livekit_closed(record, _time_of(event))
             await self._sessions.closer.close(record, reason, room_gone=True)
@@ -104,26 +105,27 @@ class WebhookIntake:
         if await endings.is_over(self._rooms, self._prefix, room):
             await endings.delete_revived(self._rooms, self._metrics, room.name, "webhook")
         elif record is not None:
-            self._sessions.agent_watch.watch(record)
+            self._sessions.agent_watch.watch(record, started_at(room))
 
-    async def _joined(self, room_name: str, participant: api.ParticipantInfo) -> None:
+    async def _joined(self, room: api.Room, participant: api.ParticipantInfo) -> None:
         if participant.kind == AGENT:
-            self._sessions.arrivals.arrived(room_name)  # a create waiting for it answers now
+            self._sessions.arrivals.arrived(room.name)  # a create waiting for it answers now
 
         def change(record: SessionRecord) -> Observed:
             return seen_joining(record.observed, record, participant)
 
-        record = await self._sessions.observations.update(room_name, change)
-        if record is not None:
-            self._sessions.agent_watch.watch(record)  # the agent came: its timer is dropped
+        await self._observe(room, change)  # the agent came: its timer is dropped
 
-    async def _left(self, room_name: str, participant: api.ParticipantInfo, at: datetime) -> None:
+    async def _left(self, room: api.Room, participant: api.ParticipantInfo, at: datetime) -> None:
         def change(record: SessionRecord) -> Observed:
             return seen_leaving(record.observed, record, participant, at)
 
-        record = await self._sessions.observations.update(room_name, change)
+        await self._observe(room, change)  # an agent that left: its return is due
+
+    async def _observe(self, room: api.Room, change: Change) -> None:
+        record = await self._sessions.observations.update(room.name, change)
         if record is not None:
-            self._sessions.agent_watch.watch(record)
+            self._sessions.agent_watch.watch(record, started_at(room))
 
 
 def _time_of(event: api.WebhookEvent) -> datetime:
