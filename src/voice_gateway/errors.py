@@ -14,11 +14,13 @@ under it knows HTTP. Each error has a stable machine word, its `code`.
     ├── SessionNotFound                session_not_found
     ├── SessionEnded                   session_ended: an Idempotency-Key of a deleted session
     ├── TooManyRequests                rate_limited
+    │   └── ConcurrencyLimited         concurrency_limit: a session cap is full (live sessions)
     └── UpstreamError                  a service the gateway depends on failed
         ├── LiveKitError               livekit_error: LiveKit answered with an error
         ├── LiveKitUnavailable         livekit_unavailable: LiveKit could not be reached
         ├── LiveKitTimeout             livekit_timeout: LiveKit missed the deadline
-        └── IdentityProviderUnavailable  identity_provider_unavailable: its JWKS is unreachable
+        ├── IdentityProviderUnavailable  identity_provider_unavailable: its JWKS is unreachable
+        └── AdmissionStoreUnavailable  admission_store_unavailable: Redis cannot say the counts
 """
 
 from __future__ import annotations
@@ -105,6 +107,22 @@ class TooManyRequests(GatewayError):
         self.retry_after_s = retry_after_s
 
 
+class ConcurrencyLimited(TooManyRequests):
+    """A session over one of the session caps; `cap` is "gateway", "agent" or "user"."""
+
+    code = "concurrency_limit"
+
+    def __init__(self, cap: str, limit: int, count: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"Session cap reached: {count} live sessions, at most {limit} per {cap}; "
+            f"retry in {retry_after_s} s or end a session",
+            retry_after_s=retry_after_s,
+        )
+        self.cap = cap
+        self.limit = limit
+        self.count = count
+
+
 class UpstreamError(GatewayError):
     pass
 
@@ -135,3 +153,9 @@ class AgentUnavailable(GatewayError):
     """The agent's job failed; the session was ended."""
 
     code = "agent_unavailable"
+
+
+class AdmissionStoreUnavailable(UpstreamError):
+    """The session counts are in Redis and Redis does not answer (creating sessions goes on)."""
+
+    code = "admission_store_unavailable"

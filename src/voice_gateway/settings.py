@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     default_agent: str | None = Field(None, pattern=AGENT_ID_PATTERN)
     max_client_metadata_bytes: int = Field(4096, ge=0, le=65536)
     reaper_interval_s: float = Field(30.0, gt=0, le=3600)
+    # Admission control: live sessions at once, over the gateway, per agent, per user; None: no cap.
+    max_sessions: int | None = Field(None, ge=1)
+    max_sessions_per_agent: int | None = Field(None, ge=1)
+    max_sessions_per_user: int | None = Field(None, ge=1)
+    # How long a slot is held for a session whose room LiveKit does not list yet (a token's room
+    # appears on first join). A minute: TokenSource fetches a token just before it connects.
+    reservation_grace_s: int = Field(60, ge=1, le=24 * 3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -121,7 +128,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with http://, https://, ws:// or wss://")
         return value.rstrip("/") if value else value
 
-    @field_validator("default_agent", mode="before")
+    @field_validator(
+        "default_agent", "max_sessions", "max_sessions_per_agent", "max_sessions_per_user",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_means_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -231,6 +241,9 @@ class Settings(BaseSettings):
         if self.token_ttl_s > self.token_session_hours * 3600:
             # A join token outliving its session would recreate a room the reaper just ended.
             raise ValueError("VOICE_GATEWAY_TOKEN_TTL_S exceeds the token session's length")
+        if self.reservation_grace_s > self.token_ttl_s:
+            # No join can use a token after its TTL: a longer hold would only block a slot.
+            raise ValueError("VOICE_GATEWAY_RESERVATION_GRACE_S exceeds VOICE_GATEWAY_TOKEN_TTL_S")
         allowed = self.allowed_agents
         if self.default_agent and allowed and self.default_agent not in allowed:
             raise ValueError("VOICE_GATEWAY_DEFAULT_AGENT is not in VOICE_GATEWAY_ALLOWED_AGENTS")

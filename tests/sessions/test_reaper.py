@@ -16,6 +16,7 @@ from tests.support.polling import wait_until
 from tests.support.records import session_record
 from voice_gateway.livekit.clients import open_livekit
 from voice_gateway.ops.metrics import Metrics
+from voice_gateway.sessions.admission import open_admission
 from voice_gateway.sessions.reaper import ExpiryReaper
 from voice_gateway.sessions.service import open_session_service
 from voice_gateway.settings import Settings
@@ -35,7 +36,8 @@ async def opened_reaper(settings: Settings, metrics: Metrics) -> AsyncIterator[E
     """A reaper as one replica's lifespan runs it, over its own LiveKit client."""
     async with (
         open_livekit(settings, metrics) as livekit,
-        open_session_service(settings, livekit, metrics) as sessions,
+        open_admission(settings, metrics) as admission,
+        open_session_service(settings, livekit, metrics, admission) as sessions,
     ):
         yield ExpiryReaper(sessions, metrics)
 

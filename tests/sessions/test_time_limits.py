@@ -20,6 +20,7 @@ from tests.support.polling import poll_until, wait_until
 from tests.support.records import session_record
 from voice_gateway.livekit.clients import open_livekit
 from voice_gateway.ops.metrics import Metrics
+from voice_gateway.sessions.admission import open_admission
 from voice_gateway.sessions.closer import SessionCloser
 from voice_gateway.sessions.endings import EndMark
 from voice_gateway.sessions.record import SessionRecord, now_to_the_second, record_of
@@ -63,8 +64,12 @@ async def test_replicas_ending_one_session_at_once_count_one_end_with_one_reason
     reasons = ["deleted", "expired", "agent_failed", "user_left"] * 3
     metrics, results = Metrics(), []
     settings = make_settings(standin)
-    async with open_livekit(settings, metrics) as one, open_livekit(settings, metrics) as two:
-        closers = [SessionCloser(lk.rooms, "foundry", metrics, 900) for lk in (one, two)]
+    async with (
+        open_livekit(settings, metrics) as one,
+        open_livekit(settings, metrics) as two,
+        open_admission(settings, metrics) as admission,
+    ):
+        closers = [SessionCloser(lk.rooms, "foundry", metrics, 900, admission) for lk in (one, two)]
 
         async def end(number: int, reason: Any) -> None:
             results.append((reason, await closers[number % 2].close(record, reason)))

@@ -84,6 +84,12 @@ class Metrics:
             "Join tokens issued by the token endpoint (no room is created for them)",
             registry=self.registry,
         )
+        self.sessions_refused = Counter(
+            "voice_gateway_sessions_refused_total",
+            "Sessions refused because a session cap was full, by cap (gateway, agent, user)",
+            ["cap"],
+            registry=self.registry,
+        )
         self.idempotent_replays = Counter(
             "voice_gateway_idempotent_replays_total",
             "Session creations answered with the session an Idempotency-Key already made",

@@ -5,6 +5,10 @@ The end mark decides (endings.py): the attempt whose claim the standing mark hol
 ended the session, and only it counts the end. Marking comes before deleting, so an end that fails
 half-way leaves a marked room, which the next sweep deletes as revived; the end is not counted twice
 when a caller retries.
+
+Every end frees the session's slot under the caps (admission.py), whatever its reason, whether
+LiveKit had closed the room already, and also when the session had ended before: releasing a
+slot already free changes nothing, so a second end path reaching the session is harmless.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from . import endings
+from .admission import Admission
 from .endings import EndReason
 from .record import SessionRecord
 
@@ -22,9 +27,15 @@ logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by 
 
 class SessionCloser:
     def __init__(
-        self, rooms: LiveKitRooms, prefix: str, metrics: Metrics, token_ttl_s: int
+        self,
+        rooms: LiveKitRooms,
+        prefix: str,
+        metrics: Metrics,
+        token_ttl_s: int,
+        admission: Admission,
     ) -> None:
         self._rooms = rooms
+        self._admission = admission
         self._prefix = prefix
         self._metrics = metrics
         self._token_ttl_s = token_ttl_s  # how long an end mark must last (endings.py)
@@ -35,7 +46,7 @@ class SessionCloser:
         """End the session for `reason` and delete its room (unless LiveKit already closed it).
         True when this call ended it; False when it had ended before, for the reason then given.
         Raises GatewayError when LiveKit fails; the session then still stands, or is marked and
-        its room is deleted by the next sweep."""
+        its room is deleted by the next sweep, whose reconciliation then frees its slot."""
         room_name = record.room_name(self._prefix)
         prefix, ttl_s = self._prefix, self._token_ttl_s
         ended_here = await endings.mark_ended(self._rooms, prefix, record, ttl_s, reason)
@@ -44,6 +55,7 @@ class SessionCloser:
             logger.info("session %s ended: %s; room %s", record.session_id, reason, room_name)
         if not room_gone:
             await self._delete(room_name)
+        await self._admission.release(record.session_id)
         return ended_here
 
     async def _delete(self, room_name: str) -> None:

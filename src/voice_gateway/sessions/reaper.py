@@ -7,7 +7,8 @@ lists LiveKit's rooms once and, from that one list, makes certain what webhooks 
 - notes a user LiveKit counts in a room but no webhook reported, and checks on agents that are
   overdue by what was observed (agent_watch.py), ending those sessions (`agent_failed`);
 - ends a session whose room LiveKit closed since the last pass without its `room_finished`
-  reaching the gateway (no end mark), for the reason the room's timeouts name (lifecycle.py).
+  reaching the gateway (no end mark), for the reason the room's timeouts name (lifecycle.py);
+- reconciles the session caps' slots against that same list (admission.py).
 
 It only ever touches rooms whose name and metadata make them the gateway's (`record_of`), and it is
 safe with several replicas running it at once: a session ends once, whoever ends it (closer.py).
@@ -40,6 +41,7 @@ class ExpiryReaper:
     def __init__(self, sessions: SessionService, metrics: Metrics) -> None:
         self._sessions = sessions
         self._rooms = sessions.rooms
+        self._admission = sessions.admission  # the session caps, reconciled against every listing
         self._prefix = sessions.prefix
         self._metrics = metrics
         # The sessions the last pass saw: one gone since without an end mark was closed by
@@ -48,6 +50,7 @@ class ExpiryReaper:
 
     async def sweep(self) -> int:
         """One pass: the number of expired sessions this pass ended."""
+        listed_at = anyio.current_time()
         try:
             rooms = await self._rooms.list_all()
         except GatewayError as exc:
@@ -59,6 +62,10 @@ class ExpiryReaper:
         for room_name in revived:
             await endings.delete_revived(self._rooms, self._metrics, room_name, "sweep")
         live = {room.name: (room, record) for room, record in self._of_sessions(rooms)}
+        listing_age = anyio.current_time() - listed_at
+        await self._admission.reconcile(
+            [record for name, (_, record) in live.items() if name not in revived], listing_age
+        )
         ended = await self._end_expired(live, revived)
         await self._follow_up(live, revived)
         await self._end_vanished(live, {room.name for room in rooms})

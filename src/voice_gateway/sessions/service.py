@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import anyio
 import anyio.abc
@@ -33,6 +34,7 @@ from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..vocabulary import end_mark_room_name, session_id_named_by
 from . import endings, idempotency, lifecycle, listing, time_limits
+from .admission import Admission
 from .agent_wait import AgentArrivals, AgentWait, JoinedAgent
 from .agent_watch import AgentWatch
 from .closer import SessionCloser
@@ -91,6 +93,7 @@ class SessionService:
         livekit: LiveKit,
         background: anyio.abc.TaskGroup,
         metrics: Metrics,
+        admission: Admission,
     ) -> None:
         self._settings = settings
         self._prefix = self.prefix = settings.room_prefix
@@ -101,7 +104,8 @@ class SessionService:
         self._background = background
         self._session_ids = idempotency.SessionIds(settings.livekit_api_secret)
         self.rooms = rooms
-        self.closer = SessionCloser(rooms, self._prefix, metrics, settings.token_ttl_s)
+        self.admission = self._admission = admission
+        self.closer = SessionCloser(rooms, self._prefix, metrics, settings.token_ttl_s, admission)
         self.observations = Observations(rooms, self._prefix)
         self.arrivals = AgentArrivals()
         self._agent_wait = AgentWait(rooms, self._dispatches.list_dispatch, self.arrivals)
@@ -113,7 +117,9 @@ class SessionService:
         require_may_act_for(caller, ask.user_id, "user_id")
         check_agent_allowed(ask.agent_id, self._settings.allowed_agents, "agent_id")
         if ask.idempotency_key is None:
-            created = await self._create(plan_session(ask))
+            record = plan_session(ask)
+            async with self._admission.admitted(record):
+                created = await self._create(record)
         else:
             key_scope = idempotency.scope_of(caller)
             session_id = self._session_ids.session_id(key_scope, ask.idempotency_key)
@@ -155,7 +161,9 @@ class SessionService:
             metadata=ask.metadata,
             attributes=ask.attributes,
         )
-        token = await self._signer.sign(grant)
+        # Held from now: the room only appears when someone joins (see admission.py).
+        async with self._admission.admitted(planned.record):
+            token = await self._signer.sign(grant)
         self._metrics.tokens_issued.inc()
         url = self._settings.client_livekit_url
         return IssuedToken(planned.record, planned.room_name, token, url, ask.name)
@@ -190,6 +198,11 @@ class SessionService:
 
     async def _create_idempotently(self, planned: SessionRecord) -> CreatedSession:
         record, first = await idempotency.claim(self._rooms, self._prefix, planned)
+        # A replay of a live session holds its slot already; should no slot say so, the room does.
+        async with self._admission.admitted(record, partial(self._is_live, record)):
+            return await self._create_claimed(record, first)
+
+    async def _create_claimed(self, record: SessionRecord, first: bool) -> CreatedSession:
         room_config = self._room_config(record)
         # A repeat gets a token issued now, not when the session was created.
         issued_at = record.created_at if first else now_to_the_second()
@@ -200,6 +213,12 @@ class SessionService:
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
         self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
+
+    async def _is_live(self, record: SessionRecord) -> bool:
+        room = await self._rooms.find(record.room_name(self._prefix))
+        found = record_of(room.name, room.metadata, self._prefix) if room else None
+        # As created: what was seen of the session since (observed) is in the room, not the claim.
+        return found is not None and found.as_created() == record
 
     async def _sign_for(
         self, record: SessionRecord, room_config: api.RoomConfiguration, issued_at: datetime
@@ -315,8 +334,8 @@ def create_room_request(config: api.RoomConfiguration) -> api.CreateRoomRequest:
 
 @asynccontextmanager
 async def open_session_service(
-    settings: Settings, livekit: LiveKit, metrics: Metrics
+    settings: Settings, livekit: LiveKit, metrics: Metrics, admission: Admission
 ) -> AsyncIterator[SessionService]:
     """The service, with a task group of its own for clean-ups that outlive a request."""
     async with anyio.create_task_group() as background:
-        yield SessionService(settings, livekit, background, metrics)
+        yield SessionService(settings, livekit, background, metrics, admission)

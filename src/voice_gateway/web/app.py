@@ -19,6 +19,7 @@ from ..ops.drain import Drain
 from ..ops.loop_lag import watch_loop_lag
 from ..ops.metrics import Metrics
 from ..ops.readiness import Readiness
+from ..sessions.admission import open_admission
 from ..sessions.reaper import ExpiryReaper, sweep_forever
 from ..sessions.service import open_session_service
 from ..sessions.webhook_intake import WebhookIntake
@@ -80,7 +81,8 @@ async def lifespan(
     async with (
         open_access_control(settings) as access,
         open_livekit(settings, metrics) as livekit,
-        open_session_service(settings, livekit, metrics) as sessions,
+        open_admission(settings, metrics) as admission,
+        open_session_service(settings, livekit, metrics, admission) as sessions,
         anyio.create_task_group() as background,
     ):
         reaper = ExpiryReaper(sessions, metrics)
@@ -92,6 +94,7 @@ async def lifespan(
             settings=settings,
             sessions=sessions,
             webhooks=WebhookIntake(livekit.webhooks, sessions, settings.room_prefix, metrics),
+            admission=admission,
             metrics=metrics,
             drain=drain,
             access=access,

@@ -281,3 +281,36 @@ class Problem(BaseModel):
     code: str
     request_id: str
     errors: list[FieldProblem] | None = None
+    # `concurrency_limit` only: the session cap that is full.
+    cap: Literal["gateway", "agent", "user"] | None = Field(
+        None, description="concurrency_limit: which session cap is full"
+    )
+    limit: int | None = Field(None, description="concurrency_limit: that cap's limit")
+    count: int | None = Field(None, description="concurrency_limit: its live sessions now")
+
+
+class CapUsage(BaseModel):
+    limit: int | None = Field(description="At most this many live sessions; null: no cap")
+    count: int = Field(description="Live sessions counted against it now")
+
+
+class UserCapUsage(BaseModel):
+    limit: int | None = Field(description="VOICE_GATEWAY_MAX_SESSIONS_PER_USER; null: no cap")
+    user_id: str | None = Field(description="The end user counted; null for a service key")
+    count: int | None = Field(description="That user's live sessions; null for a service key")
+
+
+class AgentCapUsage(BaseModel):
+    limit: int | None = Field(description="VOICE_GATEWAY_MAX_SESSIONS_PER_AGENT; null: no cap")
+    counts: dict[str, int] = Field(
+        description="Live sessions per agent (agents with none are left out)",
+        examples=[{"pm-agent": 2}],
+    )
+
+
+class UsageView(BaseModel):
+    """The session caps in the caller's scope and their counts, in live sessions."""
+
+    gateway: CapUsage = Field(description="VOICE_GATEWAY_MAX_SESSIONS: the whole gateway")
+    user: UserCapUsage
+    agent: AgentCapUsage | None = Field(description="Per agent; null for an end user")

@@ -25,7 +25,8 @@ PROBLEM_STATUSES = {
     "ended while the create waited for its agent",
     413: "The body is larger than VOICE_GATEWAY_MAX_BODY_BYTES",
     422: "A field is invalid; `errors` names each one",
-    429: "Too many requests; see Retry-After",
+    429: "Too many requests (`rate_limited`), or a session cap is full (`concurrency_limit`: the "
+    "body names the `cap`, its `limit` and its `count` of live sessions); see Retry-After",
     502: "LiveKit answered an error",
     503: "LiveKit (or the identity provider's JWKS) is unreachable; or `agent_unavailable`: "
     "the agent's job failed (wait_for_agent), the session was ended",
@@ -34,7 +35,7 @@ PROBLEM_STATUSES = {
 }
 PROBLEM_HEADERS = {
     401: {"WWW-Authenticate": 'A Bearer challenge (RFC 6750), e.g. `Bearer realm="voice-gateway"`'},
-    429: {"Retry-After": "Whole seconds until the limit allows another request"},
+    429: {"Retry-After": "Whole seconds until another request may succeed"},
 }
 HEADER_PATTERNS = {"Retry-After": "^[0-9]+$"}
 LIVEKIT = (502, 503, 504)

@@ -45,12 +45,14 @@ STATUS_AND_TITLE: dict[type[GatewayError], tuple[int, str]] = {
     errors.SessionNotFound: (404, "Session not found"),
     errors.SessionEnded: (409, "Session ended"),
     errors.TooManyRequests: (429, "Too many requests"),
+    errors.ConcurrencyLimited: (429, "Session cap reached"),
     errors.LiveKitError: (502, "LiveKit answered with an error"),
     errors.LiveKitUnavailable: (503, "LiveKit is unavailable"),
     errors.LiveKitTimeout: (504, "LiveKit did not answer in time"),
     errors.IdentityProviderUnavailable: (503, "Identity provider unavailable"),
     errors.AgentTimeout: (504, "The agent did not join in time"),
     errors.AgentUnavailable: (503, "The agent is unavailable"),
+    errors.AdmissionStoreUnavailable: (503, "Session counts unavailable"),
 }
 ROUTING_PROBLEMS = {
     404: HttpProblem(404, "not_found", "Not found"),
@@ -78,7 +80,15 @@ def problem_type(code: str) -> str:
 
 
 def error_response(request: Request[Any], error: GatewayError) -> Response:
-    return problem_response(request, problem_of(error), error.detail, error.field_errors)
+    kind, members = problem_of(error), _members_of(error)
+    return problem_response(request, kind, error.detail, error.field_errors, members=members)
+
+
+def _members_of(error: GatewayError) -> dict[str, Any]:
+    if isinstance(error, errors.ConcurrencyLimited):
+        # Which cap, its limit and its count: a client can tell its own cap from the gateway's.
+        return {"cap": error.cap, "limit": error.limit, "count": error.count}
+    return {}
 
 
 def problem_response(
@@ -87,7 +97,9 @@ def problem_response(
     detail: str,
     field_errors: Sequence[FieldError] = (),
     headers: Mapping[str, str] | None = None,
+    members: Mapping[str, Any] | None = None,
 ) -> Response:
+    """`members`: the problem type's own extension members (RFC 9457 section 3.2)."""
     request_id = request_id_of(request)
     problem = Problem(
         type=problem_type(kind.code),
@@ -97,6 +109,7 @@ def problem_response(
         code=kind.code,
         request_id=request_id,
         errors=[FieldProblem(field=e.field, message=e.message) for e in field_errors] or None,
+        **(members or {}),
     )
     all_headers = {**kind.headers, **(headers or {}), REQUEST_ID_HEADER: request_id}
     body = problem.model_dump_json(exclude_none=True)

@@ -12,6 +12,7 @@ from ..access.control import AccessControl
 from ..ops.drain import Drain
 from ..ops.metrics import Metrics
 from ..ops.readiness import Readiness
+from ..sessions.admission import Admission
 from ..sessions.service import SessionService
 from ..sessions.webhook_intake import WebhookIntake
 from ..settings import Settings
@@ -20,6 +21,7 @@ from ..settings import Settings
 class AppState(TypedDict):
     settings: Settings
     sessions: SessionService
+    admission: Admission
     webhooks: WebhookIntake
     metrics: Metrics
     drain: Drain

@@ -4,11 +4,12 @@ access middleware's public paths are derived from."""
 from __future__ import annotations
 
 from ..endpoint import Endpoint
-from . import docs, health, metrics, sessions, token, webhook
+from . import docs, health, metrics, sessions, token, usage, webhook
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     *sessions.ENDPOINTS,
     *token.ENDPOINTS,
+    *usage.ENDPOINTS,
     *webhook.ENDPOINTS,
     *health.ENDPOINTS,
     *metrics.ENDPOINTS,

@@ -134,7 +134,7 @@ ENDPOINTS = (
             201,
             SessionCreated,
             SessionRequest,
-            (*BODY, 403, 409, *LIVEKIT),
+            (*BODY, 403, 409, 429, *LIVEKIT),
             ok_headers=NO_STORE_HEADER,
             header_params=(IDEMPOTENCY_KEY,),
         ),

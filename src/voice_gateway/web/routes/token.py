@@ -54,7 +54,7 @@ ENDPOINTS = (
             201,
             TokenIssued,
             TokenRequest,
-            (*BODY, 403),
+            (*BODY, 403, 429),
             ok_headers=NO_STORE_HEADER,
             request_required=False,  # TokenSource sends {} or nothing when given no options
             description="No call to LiveKit: the room is created on first join from the token's "
