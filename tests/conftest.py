@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import respx
 from tests.support.gateway import make_settings, running_gateway
 from tests.support.identity_provider import JWKS_URL, jwks, signing_key
 from tests.support.keys import API_KEY, API_SECRET
+from tests.support.redis_server import redis_server
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
@@ -47,6 +49,13 @@ def _fresh_standin(standin: StandIn) -> Iterator[None]:
     # overdue: agent_watch.py), counted in that test's metrics.
     for room in standin.state.store.list_rooms():
         standin.state.store.delete_room(room.name)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the module's tests (skipped where none is installed)."""
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as url:
+        yield url
 
 
 @pytest.fixture

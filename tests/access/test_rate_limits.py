@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +12,6 @@ from tests.support.identity_provider import bearer, hs256_token, secret_settings
 from tests.support.keys import API_SECRET, SERVICE_AUTH, SERVICE_KEY
 from tests.support.problems import assert_problem
 from tests.support.processes import free_port
-from tests.support.redis_server import redis_server
 from tests.support.webhooks import WEBHOOK, event_body, signed
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
@@ -156,12 +153,6 @@ def test_default_limits_are_per_minute_and_services_unlimited(standin: StandIn) 
 
     assert (settings.rate_limit_user, settings.rate_limit_address) == ("30/minute", "120/minute")
     assert settings.rate_limit_service == ""
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as url:
-        yield url
 
 
 async def test_replicas_share_counters_through_redis(standin: StandIn, redis_url: str) -> None:
