@@ -1,4 +1,5 @@
-"""Settings of the token endpoint and the reaper: defaults, bounds, and rules across settings."""
+"""Settings of the token endpoint, the reaper and the session caps: defaults, bounds, and rules
+across settings."""
 
 from __future__ import annotations
 
@@ -87,3 +88,19 @@ def test_the_former_names_of_the_livekit_timeouts_are_still_read(
 
 def test_a_wait_for_the_agent_past_a_minute_is_refused() -> None:
     assert "VOICE_GATEWAY_AGENT_WAIT_S" in refusal(agent_wait_s=61)
+
+
+def test_an_empty_session_cap_means_no_cap() -> None:
+    settings = Settings(**(REQUIRED | {"max_sessions": "", "max_sessions_per_user": " "}))
+
+    assert (settings.max_sessions, settings.max_sessions_per_user) == (None, None)
+
+
+def test_a_session_cap_under_one_is_refused() -> None:
+    assert "VOICE_GATEWAY_MAX_SESSIONS_PER_AGENT" in refusal(max_sessions_per_agent=0)
+
+
+def test_a_reservation_grace_longer_than_a_token_lives_is_refused() -> None:
+    problem = refusal(reservation_grace_s=901)
+
+    assert "VOICE_GATEWAY_RESERVATION_GRACE_S exceeds VOICE_GATEWAY_TOKEN_TTL_S" in problem

@@ -1,6 +1,7 @@
 """What the gateway does to LiveKit, on the stand-in and on the real `livekit-server` alike:
 create, read and end a session; leave foreign rooms alone; report rejected credentials; replay an
-Idempotency-Key; reap an expired session; verify LiveKit's own signed webhooks."""
+Idempotency-Key; reap an expired session; verify LiveKit's own signed webhooks; hold a session cap
+and free its slot when the room goes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import anyio
 import httpx
 import pytest
 
+from tests.support.caps import after_sweeps, own_prefix, wait_for_gateway_count
 from tests.support.gateway import create_session, metric, running_gateway, serving_gateway
 from tests.support.livekit_backend import Backend
 from tests.support.problems import assert_problem
@@ -146,3 +148,30 @@ async def test_a_token_endpoint_room_exists_only_once_someone_joins(backend: Bac
     assert issued.status_code == 201
     assert room_name not in await backend.rooms()
     assert_problem(read, 404, "session_not_found")
+
+
+async def test_a_per_user_cap_refuses_a_session_until_one_ends(backend: Backend) -> None:
+    settings = backend.settings(room_prefix=own_prefix(), max_sessions_per_user=1)
+    async with running_gateway(settings) as client:
+        room_name = (await create_session(client)).json()["room_name"]
+        refused = await create_session(client)
+        await client.delete(f"/api/voice/session/{room_name}")
+        admitted = await create_session(client)
+        await client.delete(f"/api/voice/session/{admitted.json()['room_name']}")
+
+    assert assert_problem(refused, 429, "concurrency_limit")["cap"] == "user"
+    assert admitted.status_code == 201
+
+
+async def test_the_sweep_frees_the_slot_of_a_session_no_webhook_said_ended(
+    backend: Backend,
+) -> None:
+    # In process: LiveKit's webhooks reach no one, so only the room list tells the end.
+    settings = backend.settings(
+        room_prefix=own_prefix(), max_sessions_per_user=1, reaper_interval_s=0.1
+    )
+    async with running_gateway(settings) as client:
+        room_name = (await create_session(client)).json()["room_name"]
+        await after_sweeps(client, 2)  # one has listed the room since (unseen, it has the grace)
+        await backend.delete_room(room_name)
+        await wait_for_gateway_count(client, 0)

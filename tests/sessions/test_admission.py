@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.caps import (
     USAGE,
+    after_sweeps,
     concurrent_creates,
     gateway_count,
     own_prefix,
@@ -24,23 +25,12 @@ from tests.support.gateway import (
     serving_gateway,
 )
 from tests.support.join_tokens import TOKEN
-from tests.support.polling import poll_until
 from tests.support.problems import assert_problem
 from tests.support.webhooks import WEBHOOK
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
 ONE_SECOND = 1 / 3600
-SWEEPS = 'voice_gateway_reaper_sweeps_total{outcome="ok"}'
-
-
-async def after_sweeps(client: httpx.AsyncClient, count: int) -> None:
-    start = await metric(client, SWEEPS)
-
-    async def swept() -> bool:
-        return await metric(client, SWEEPS) >= start + count
-
-    await poll_until(swept, timeout_s=5)
 
 
 def capped(standin: StandIn, **overrides: Any) -> Settings:

@@ -12,10 +12,11 @@ from typing import Any
 import anyio
 import httpx
 
-from tests.support.gateway import SESSION_BODY
+from tests.support.gateway import SESSION_BODY, metric
 from tests.support.polling import poll_until
 
 USAGE = "/api/voice/usage"
+SWEEPS = 'voice_gateway_reaper_sweeps_total{outcome="ok"}'
 
 
 def own_prefix() -> str:
@@ -51,3 +52,13 @@ async def wait_for_gateway_count(client: httpx.AsyncClient, count: int) -> None:
         return await gateway_count(client) == count
 
     await poll_until(reached, timeout_s=10)
+
+
+async def after_sweeps(client: httpx.AsyncClient, count: int) -> None:
+    """Once the gateway's reaper has finished `count` more passes."""
+    start = await metric(client, SWEEPS)
+
+    async def swept() -> bool:
+        return await metric(client, SWEEPS) >= start + count
+
+    await poll_until(swept, timeout_s=10)

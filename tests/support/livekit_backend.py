@@ -36,3 +36,7 @@ class Backend:
     async def create_room(self, name: str, metadata: str) -> None:
         async with api.LiveKitAPI(self.url, API_KEY, API_SECRET) as livekit:
             await livekit.room.create_room(api.CreateRoomRequest(name=name, metadata=metadata))
+
+    async def delete_room(self, name: str) -> None:
+        async with api.LiveKitAPI(self.url, API_KEY, API_SECRET) as livekit:
+            await livekit.room.delete_room(api.DeleteRoomRequest(room=name))

@@ -87,4 +87,5 @@ def test_every_documented_operation_answers_as_documented(standin: StandIn) -> N
         "POST /api/voice/token",
         "POST /api/voice/webhook",
         "GET /api/voice/sessions",
+        "GET /api/voice/usage",
     }
