@@ -114,8 +114,8 @@ class ConcurrencyLimited(TooManyRequests):
 
     def __init__(self, cap: str, limit: int, count: int, retry_after_s: int) -> None:
         super().__init__(
-            f"Session cap reached: {count} live sessions, at most {limit} per {cap}; "
-            f"retry in {retry_after_s} s or end a session",
+            f"The {cap} session cap is full: {count} live sessions of at most {limit}; "
+            f"retry in {retry_after_s} s, or end a session",
             retry_after_s=retry_after_s,
         )
         self.cap = cap

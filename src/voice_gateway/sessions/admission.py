@@ -6,9 +6,10 @@ agent, its user), refused with `ConcurrencyLimited` when a scope is at its cap. 
 reserving is one step with nothing in between (one turn of the event loop in memory, one Lua
 script in Redis), so 50 concurrent creates under a cap of 3 admit exactly 3.
 
-LiveKit's room list is the truth the counts answer to. A slot is released by every path that ends
-a session (DELETE, the expiry reaper, LiveKit's `room_finished` webhook), and the reaper's sweep,
-which lists every room anyway, reconciles the slots against that list each pass:
+LiveKit's room list is the truth the counts answer to. A slot is released by the one path every
+end of a session takes (`SessionCloser.close`, for every reason: DELETE, expiry, a time limit,
+LiveKit closing the room), and the reaper's sweep, which lists every room anyway, reconciles the
+slots against that list each pass:
 - a session room LiveKit lists is counted (refreshing its slot, or restoring one a restart or an
   expiry lost);
 - a slot whose room a listing has shown before and a later listing does not is dropped: the
