@@ -36,6 +36,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from ..errors import TooManyRequests
+from ..ops.fail_open import FailOpen
 from ..settings import Settings
 from .caller import Caller, CallerKind
 
@@ -59,7 +60,14 @@ class RateLimits:
         self._per_user = per_user
         self._per_address = per_address
         self._per_service = per_service
-        self._store_down_until = 0.0
+        self._store = FailOpen(
+            logger,
+            "rate-limit store",
+            "requests go unlimited",
+            (StorageError,),
+            timeout_s=STORE_TIMEOUT_S,
+            retry_s=STORE_RETRY_S,
+        )
 
     async def admit(self, caller: Caller, address: str) -> None:
         """Count a request; TooManyRequests (429, Retry-After) once a limit is used up."""
@@ -98,19 +106,7 @@ class RateLimits:
         )
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], default: T) -> T:
-        if time.monotonic() < self._store_down_until:
-            return default
-        try:
-            with anyio.fail_after(STORE_TIMEOUT_S):
-                return await call()
-        except (StorageError, TimeoutError) as exc:
-            self._store_down_until = time.monotonic() + STORE_RETRY_S
-            logger.warning(
-                "rate-limit store failed (%s); requests go unlimited for the next %g s",
-                type(exc).__name__,
-                STORE_RETRY_S,
-            )
-            return default
+        return await self._store.call(call, default)
 
 
 @asynccontextmanager

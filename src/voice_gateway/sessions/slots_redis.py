@@ -17,7 +17,6 @@ not become an outage of the gateway. The sweep restores the counts once Redis an
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ from coredis.commands.script import Script
 from coredis.exceptions import RedisError
 
 from ..errors import AdmissionStoreUnavailable
+from ..ops.fail_open import FailOpen
 from .slots import Check, Counts, Refusal, Slot, SlotTiming
 
 STORE_TIMEOUT_S = 0.5  # a slower Redis costs one request this much, then is skipped
@@ -40,6 +40,7 @@ T = TypeVar("T")
 # KEYS: slots, held, counts, ended. Shared by every script below.
 _COMMON = """
 local SLOTS, HELD, COUNTS, ENDED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Times to the microsecond (Lua's own tostring keeps 14 digits: a tenth of a millisecond).
 local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -67,7 +68,8 @@ local function purge(t)
 end
 local function add(id, scopes, hold_until, seen_at, expires_at)
   redis.call('ZADD', SLOTS, expires_at, id)
-  redis.call('HSET', HELD, id, hold_until .. '\\t' .. seen_at .. '\\t' .. scopes)
+  local times = string.format('%.6f\\t%.6f\\t', hold_until, seen_at)
+  redis.call('HSET', HELD, id, times .. scopes)
   for _, scope in ipairs(fields(scopes)) do redis.call('HINCRBY', COUNTS, scope, 1) end
 end
 local function keep_for(seconds)
@@ -125,7 +127,7 @@ for i = 3, #ARGV, 2 do
     local parts = fields(value)
     local seen = math.max(tonumber(parts[2]), listed)
     local scopes = table.concat(parts, '\\t', 3)
-    redis.call('HSET', HELD, id, parts[1] .. '\\t' .. seen .. '\\t' .. scopes)
+    redis.call('HSET', HELD, id, parts[1] .. string.format('\\t%.6f\\t', seen) .. scopes)
     redis.call('ZADD', SLOTS, 'GT', t + lease, id)
   elseif not redis.call('ZSCORE', ENDED, id) then
     add(id, ARGV[i + 1], t, listed, t + lease)
@@ -160,7 +162,14 @@ class RedisSlots:
         self._release = client.register_script(_RELEASE)
         self._reconcile = client.register_script(_RECONCILE)
         self._counts = client.register_script(_COUNTS)
-        self._down_until = 0.0
+        self._redis = FailOpen(
+            logger,
+            "session-cap store",
+            "sessions go uncapped",
+            (RedisError, OSError),
+            timeout_s=STORE_TIMEOUT_S,
+            retry_s=STORE_RETRY_S,
+        )
 
     async def reserve(self, slot: Slot, checks: Sequence[Check]) -> Refusal | bool:
         args: list[str | float] = [slot.session_id, "\t".join(slot.scopes)]
@@ -198,19 +207,7 @@ class RedisSlots:
 
     async def _run(self, script: Script[str], args: Sequence[str | float], default: T) -> Any | T:
         """The script's answer, or `default` while Redis fails (logged once per retry window)."""
-        if time.monotonic() < self._down_until:
-            return default
-        try:
-            with anyio.fail_after(STORE_TIMEOUT_S):
-                return await script(self._keys, tuple(args))
-        except (RedisError, TimeoutError, OSError) as exc:
-            self._down_until = time.monotonic() + STORE_RETRY_S
-            logger.warning(
-                "session-cap store failed (%s); sessions go uncapped for the next %g s",
-                type(exc).__name__,
-                STORE_RETRY_S,
-            )
-            return default
+        return await self._redis.call(lambda: script(self._keys, tuple(args)), default)
 
 
 _KEY_NAMES = ("slots", "held", "counts", "ended")
