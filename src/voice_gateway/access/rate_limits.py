@@ -36,7 +36,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from ..errors import TooManyRequests
-from ..ops.fail_open import FailOpen
+from ..fail_open import FailOpen
 from ..settings import Settings
 from .caller import Caller, CallerKind
 

@@ -28,7 +28,7 @@ from coredis.commands.script import Script
 from coredis.exceptions import RedisError
 
 from ..errors import AdmissionStoreUnavailable
-from ..ops.fail_open import FailOpen
+from ..fail_open import FailOpen
 from .slots import Check, Counts, Refusal, Slot, SlotTiming
 
 STORE_TIMEOUT_S = 0.5  # a slower Redis costs one request this much, then is skipped

@@ -28,8 +28,9 @@ PROBLEM_STATUSES = {
     429: "Too many requests (`rate_limited`), or a session cap is full (`concurrency_limit`: the "
     "body names the `cap`, its `limit` and its `count` of live sessions); see Retry-After",
     502: "LiveKit answered an error",
-    503: "LiveKit (or the identity provider's JWKS) is unreachable; or `agent_unavailable`: "
-    "the agent's job failed (wait_for_agent), the session was ended",
+    503: "LiveKit (or the identity provider's JWKS, or the Redis holding the session counts) is "
+    "unreachable; or `agent_unavailable`: the agent's job failed (wait_for_agent), the session "
+    "was ended",
     504: "LiveKit did not answer within the deadline; or `agent_timeout`: the agent did not "
     "join within VOICE_GATEWAY_AGENT_WAIT_S (wait_for_agent), the session was ended",
 }
