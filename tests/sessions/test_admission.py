@@ -3,6 +3,7 @@ concurrent creates, the token endpoint counted, a slot freed by every end of its
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -25,12 +26,15 @@ from tests.support.gateway import (
     serving_gateway,
 )
 from tests.support.join_tokens import TOKEN
+from tests.support.polling import wait_until
 from tests.support.problems import assert_problem
 from tests.support.webhooks import WEBHOOK
+from voice_gateway.sessions.record import record_of
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 
 ONE_SECOND = 1 / 3600
+ENDED = "voice_gateway_sessions_ended_total"
 
 
 def capped(standin: StandIn, **overrides: Any) -> Settings:
@@ -153,15 +157,44 @@ async def test_delete_frees_the_slot_at_once(standin: StandIn) -> None:
 
 
 @pytest.mark.usefixtures("webhooks_off_afterwards")
-async def test_the_room_finished_webhook_frees_the_slot(standin: StandIn) -> None:
-    async with serving_gateway(capped(standin, max_sessions_per_user=1)) as url:
+@pytest.mark.parametrize("reason", ["user_never_joined", "user_left"])
+async def test_the_room_finished_webhook_frees_the_slot(standin: StandIn, reason: str) -> None:
+    settings = capped(standin, max_sessions_per_user=1, solo_timeout_s=5)
+    async with serving_gateway(settings) as url:
         standin.set_webhook_urls([f"{url}{WEBHOOK}"])
         async with httpx.AsyncClient(base_url=url) as client:
             room_name = (await create_session(client)).json()["room_name"]
-            standin.state.store.delete_room(room_name)  # LiveKit ends it (say, its timeouts)
+            if reason == "user_left":
+                standin.add_participant(room_name, "nate")
+                await wait_until(lambda: _user_seen(standin, settings, room_name))
+                standin.remove_participant(room_name, "nate")
+            standin.close_idle_rooms(now=time.time() + 600)  # LiveKit's timeouts close it
             await wait_for_gateway_count(client, 0)
+            ended = await metric(client, f'{ENDED}{{reason="{reason}"}}')
             admitted = await create_session(client)
 
+    assert ended == 1
+    assert admitted.status_code == 201
+
+
+def _user_seen(standin: StandIn, settings: Settings, room_name: str) -> bool:
+    metadata = standin.get_room(room_name).metadata
+    record = record_of(room_name, metadata, settings.room_prefix)
+    return record is not None and record.observed.user_joined_at is not None
+
+
+async def test_a_session_ended_for_agent_failed_frees_its_slot(standin: StandIn) -> None:
+    # No agent serves on the stand-in: the agent's join timeout ends the session.
+    settings = capped(standin, max_sessions_per_user=1, agent_join_timeout_s=1)
+    async with running_gateway(settings) as client:
+        await create_session(client)
+        refused = await create_session(client)
+        await wait_for_gateway_count(client, 0)
+        ended = await metric(client, f'{ENDED}{{reason="agent_failed"}}')
+        admitted = await create_session(client)
+
+    assert_problem(refused, 429, "concurrency_limit")
+    assert ended == 1
     assert admitted.status_code == 201
 
 

@@ -108,6 +108,19 @@ async def test_a_released_session_is_not_counted_again_from_an_older_listing(
     assert await store.counts() == Counts({})
 
 
+async def test_a_second_release_and_one_of_an_id_never_held_change_nothing(
+    store: SlotStore,
+) -> None:
+    # Every end of a session releases its slot (sessions/closer.py), the session's second end too.
+    await store.reserve(NATE, ())
+    await store.reserve(ZOE, ())
+    await store.release(NATE.session_id)
+    await store.release(NATE.session_id)
+    await store.release("sess_never_held")
+
+    assert await store.counts() == Counts({"gateway": 1, "user:zoe": 1})
+
+
 async def test_a_withdrawn_reservation_is_counted_again_if_its_room_exists(
     store: SlotStore,
 ) -> None:
