@@ -11,7 +11,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run run-livekit test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke install uv
+.PHONY: run run-livekit test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke bench-lifecycle install uv
 
 uv: $(UV)
 
@@ -79,3 +79,8 @@ bench: install
 ## The benchmark in a few seconds, no goal judged (CI): it only has to run.
 bench-smoke: install
 	$(UV) run python -m bench.session_load --smoke
+
+## wait_for_agent's time to 201 (the real server and the example agent) and GET /api/voice/sessions
+## at 100 and 1,000 live sessions (the stand-in); ~8 minutes. Not part of `make test`.
+bench-lifecycle: install
+	$(UV) run python -m bench.lifecycle

@@ -1,7 +1,9 @@
 """The real `livekit-server` behind the gateway: the binary `make livekit-server` builds into
 .tools/bin/ (version: the Makefile's LIVEKIT_VERSION), started from a generated config
 (`--config-body`) on free loopback ports, with the run's key pair, and stopped with its process
-group. API only: no media flows, so it listens on 127.0.0.1 in our own network namespace.
+group. It listens on 127.0.0.1 in our own network namespace: enough for the API, and for WebRTC
+too (bench.agent_wait's agent), since the server's checks go to a client's non-loopback host
+candidate, which the kernel delivers locally (docs/livekit-observed.md, "First result").
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .children import HOST, REPO_ROOT, Child, Children, StartFailure, free_port, wait_until_ready
@@ -31,13 +33,24 @@ def missing_binary() -> str | None:
 
 
 def start_livekit_server(
-    children: Children, name: str, env: Mapping[str, str], api_key: str, api_secret: str
+    children: Children,
+    name: str,
+    env: Mapping[str, str],
+    api_key: str,
+    api_secret: str,
+    *,
+    webhook_urls: Sequence[str] = (),
+    udp_ports: int = UDP_PORTS,
 ) -> tuple[Child, str]:
-    """The server, ready (`GET /` answers 200), and its URL."""
+    """The server, ready (`GET /` answers 200), and its URL; webhooks (signed with `api_key`) to
+    `webhook_urls`, none by default."""
     if why := missing_binary():
         raise StartFailure(why)
     port = free_port()
-    body = json.dumps(server_config(port, free_port(), free_udp_range(), api_key, api_secret))
+    config = server_config(port, free_port(), free_udp_range(udp_ports), api_key, api_secret)
+    if webhook_urls:
+        config["webhook"] = {"api_key": api_key, "urls": list(webhook_urls)}
+    body = json.dumps(config)
     # JSON is YAML: the server reads the body as its YAML config file.
     server = children.start(
         name, [str(BINARY), "--config-body", body], env, stop_grace_s=STOP_GRACE_S
@@ -65,12 +78,12 @@ def server_config(
     }
 
 
-def free_udp_range() -> tuple[int, int]:
+def free_udp_range(ports: int = UDP_PORTS) -> tuple[int, int]:
     for _ in range(50):
         first = random.randint(40000, 59000)  # a port, not a secret
-        if all(_udp_free(port) for port in range(first, first + UDP_PORTS)):
-            return first, first + UDP_PORTS - 1
-    raise StartFailure(f"no {UDP_PORTS} free UDP ports in a row on {HOST}")
+        if all(_udp_free(port) for port in range(first, first + ports)):
+            return first, first + ports - 1
+    raise StartFailure(f"no {ports} free UDP ports in a row on {HOST}")
 
 
 def _udp_free(port: int) -> bool:

@@ -71,9 +71,24 @@ def start_gateway(
         latency: int | None = None
         extra = {"VOICE_GATEWAY_USER_JOIN_TIMEOUT_S": str(REAL_EMPTY_TIMEOUT_S)}
     else:
-        livekit, livekit_url = _start_standin(children, creds, latency_ms, label)
+        livekit, livekit_url = start_standin(children, creds, latency_ms, label)
         described, latency, extra = f"stand-in {latency_ms} ms", latency_ms, {}
-    gateway_port = free_port()
+    gateway, base_url = start_gateway_process(children, creds, livekit_url, label, extra)
+    processes = {"server": gateway, "livekit": livekit}
+    return Target("gateway", base_url, processes, described, latency)
+
+
+def start_gateway_process(
+    children: Children,
+    creds: Credentials,
+    livekit_url: str,
+    label: str,
+    extra: Mapping[str, str],
+    port: int | None = None,
+) -> tuple[Child, str]:
+    """`voice_gateway serve` in front of `livekit_url`, ready, and its base URL; `extra` adds
+    or overrides settings, `port` is one picked beforehand (the webhook URL names it)."""
+    gateway_port = port or free_port()
     gateway = children.start(
         f"{label}-gateway",
         [sys.executable, "-m", "voice_gateway", "serve", "--host", HOST,
@@ -82,11 +97,10 @@ def start_gateway(
     )  # fmt: skip
     base_url = f"http://{HOST}:{gateway_port}"
     wait_until_ready(gateway, base_url + "/healthz", STARTUP_TIMEOUT_S)
-    processes = {"server": gateway, "livekit": livekit}
-    return Target("gateway", base_url, processes, described, latency)
+    return gateway, base_url
 
 
-def _start_standin(
+def start_standin(
     children: Children, creds: Credentials, latency_ms: int, label: str
 ) -> tuple[Child, str]:
     port = free_port()

@@ -68,11 +68,19 @@ def _apt(argv: list[str]) -> bool:
 
 
 def run_wrk(
-    wrk: str, url: str, *, connections: int, threads: int, duration_s: int, api_key: str
+    wrk: str,
+    url: str,
+    *,
+    connections: int,
+    threads: int,
+    duration_s: int,
+    api_key: str,
+    script: Path = SCRIPT,
 ) -> WrkResult:
+    """`script` makes the requests and prints the summary line; the default POSTs sessions."""
     argv = [
         wrk, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration_s}s",
-        f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", "-s", str(SCRIPT),
+        f"--timeout={REQUEST_TIMEOUT_S}s", "--latency", "-s", str(script),
         "-H", "Content-Type: application/json", "-H", f"Authorization: Bearer {api_key}", url,
     ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
