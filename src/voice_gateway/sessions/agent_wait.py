@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,20 +38,33 @@ class JoinedAgent:
 
 
 class AgentArrivals:
-    """Wakes whoever waits for a room's agent when this replica hears of its join."""
+    """Wakes whoever waits for a room's agent when this replica hears of its join. A waiter is
+    registered for its whole wait, so a join heard while it is asking LiveKit is not lost: its
+    next pause ends at once."""
 
     def __init__(self) -> None:
-        self._events: dict[str, anyio.Event] = {}
+        self._heard: dict[str, anyio.Event] = {}
 
     def arrived(self, room_name: str) -> None:
-        if (event := self._events.pop(room_name, None)) is not None:
-            event.set()
+        if (heard := self._heard.get(room_name)) is not None:
+            heard.set()
+
+    @contextmanager
+    def awaited(self, room_name: str) -> Iterator[None]:
+        self._heard[room_name] = anyio.Event()
+        try:
+            yield
+        finally:
+            self._heard.pop(room_name, None)
 
     async def pause(self, room_name: str, seconds: float) -> None:
-        """Sleep `seconds`, or less if the room's agent is heard of meanwhile."""
-        event = self._events.setdefault(room_name, anyio.Event())
+        """Sleep `seconds`, or less if the room's agent is heard of meanwhile (or was since the
+        last pause)."""
+        heard = self._heard.setdefault(room_name, anyio.Event())
         with anyio.move_on_after(seconds):
-            await event.wait()
+            await heard.wait()
+        if heard.is_set():
+            self._heard[room_name] = anyio.Event()
 
 
 class AgentWait:
@@ -64,12 +78,13 @@ class AgentWait:
     async def until_joined(self, room_name: str, agent_name: str) -> JoinedAgent:
         """The agent once it is in the room; raises AgentUnavailable when its job failed. The
         caller bounds the wait."""
-        for poll in itertools.count(1):
-            look_at_dispatch = poll % DISPATCH_EVERY == 0
-            agent = await self._agent_in(room_name, agent_name, look_at_dispatch)
-            if agent is not None:
-                return agent
-            await self._arrivals.pause(room_name, POLL_S)
+        with self._arrivals.awaited(room_name):
+            for poll in itertools.count(1):
+                look_at_dispatch = poll % DISPATCH_EVERY == 0
+                agent = await self._agent_in(room_name, agent_name, look_at_dispatch)
+                if agent is not None:
+                    return agent
+                await self._arrivals.pause(room_name, POLL_S)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _agent_in(

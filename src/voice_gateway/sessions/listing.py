@@ -63,37 +63,43 @@ def page_of(
     after = decode_cursor(wanted.cursor) if wanted.cursor else None
     found = sorted(_matching(rooms, prefix, caller, wanted), key=_key, reverse=True)
     if after is not None:
-        found = [listed for listed in found if _key(listed) < after.key()]
-    page = found[: wanted.limit]
+        found = [candidate for candidate in found if _key(candidate) < after.key()]
+    page = [_listed(candidate) for candidate in found[: wanted.limit]]
     more = len(found) > wanted.limit
     return SessionPage(page, encode_cursor(page[-1].record) if more else None)
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    record: SessionRecord
+    room_name: str
+    ending: bool
+
+
 def _matching(
     rooms: list[api.Room], prefix: str, caller: Caller, wanted: SessionFilter
-) -> list[ListedSession]:
+) -> list[_Candidate]:
     ending = endings.revived_room_names(rooms, prefix)
-    now, listed = now_to_the_second(), []
+    now, found = now_to_the_second(), []
     for room in rooms:
         record = record_of(room.name, room.metadata, prefix)
         if record is None or not caller.may_act_for(record.user_id):
             continue
-        state = state_observed(record, room.name in ending or record.has_expired(now))
-        if _wanted(record, state, wanted):
-            listed.append(ListedSession(record, room.name, state))
-    return listed
+        if wanted.user_id in (None, record.user_id) and wanted.agent_id in (None, record.agent_id):
+            ended = room.name in ending or record.has_expired(now)
+            found.append(_Candidate(record, room.name, ended))
+    if wanted.status is None:
+        return found
+    return [c for c in found if state_observed(c.record, c.ending).status == wanted.status]
 
 
-def _wanted(record: SessionRecord, state: SessionState, wanted: SessionFilter) -> bool:
-    return (
-        wanted.user_id in (None, record.user_id)
-        and wanted.agent_id in (None, record.agent_id)
-        and wanted.status in (None, state.status)
-    )
+def _listed(candidate: _Candidate) -> ListedSession:
+    state = state_observed(candidate.record, candidate.ending)
+    return ListedSession(candidate.record, candidate.room_name, state)
 
 
-def _key(listed: ListedSession) -> tuple[datetime, str]:
-    return (listed.record.created_at, listed.record.session_id)
+def _key(candidate: _Candidate) -> tuple[datetime, str]:
+    return (candidate.record.created_at, candidate.record.session_id)
 
 
 def encode_cursor(record: SessionRecord) -> str:

@@ -8,6 +8,7 @@ reads or deletes a room it did not create. Two name shapes exist, one per way a 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -83,8 +84,15 @@ def session_lifetime(hours: float) -> timedelta:
     return timedelta(seconds=max(1, math.ceil(hours * 3600)))
 
 
+# The sweep and every page of the list read all rooms, whose metadata mostly has not changed
+# since the last read: parsing it again was most of a list's cost (bench/lifecycle.py).
+PARSED_RECORDS = 8192
+
+
+@functools.lru_cache(maxsize=PARSED_RECORDS)
 def record_of(room_name: str, metadata: str, prefix: str) -> SessionRecord | None:
-    """The session a room holds, or None when the room is not one of the gateway's sessions."""
+    """The session a room holds, or None when the room is not one of the gateway's sessions
+    (a record is frozen: the same one may be handed to every caller)."""
     try:
         record = SessionRecord.model_validate_json(metadata)
     except ValidationError:
