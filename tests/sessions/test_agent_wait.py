@@ -98,7 +98,7 @@ async def test_the_waiting_create_looks_a_few_times_a_second(standin: StandIn) -
     after = [standin.requests_count(m) for m in ("ListParticipants", "ListDispatch")]
     listings, dispatch_looks = (a - b for a, b in zip(after, before, strict=True))
 
-    # Two seconds of looking: every quarter second, the dispatch once a second.
+    # Two seconds of looking: every quarter second, the room and the dispatch once a second.
     assert 7 <= listings <= 9
     assert 1 <= dispatch_looks <= 2
 
@@ -109,3 +109,32 @@ async def test_wait_for_agent_must_be_a_boolean(standin: StandIn) -> None:
 
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "wait_for_agent"
+
+
+async def test_a_session_ended_meanwhile_answers_at_once_not_at_the_deadline(
+    standin: StandIn,
+) -> None:
+    # The agent's own limit (1 s) ends the session while the create waits up to 5 s for it.
+    async with gateway(standin, agent_wait_s=5, agent_join_timeout_s=1) as client:
+        started = time.monotonic()
+        refused = await create_session(client, wait_for_agent=True)
+        took_s = time.monotonic() - started
+
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "session_ended"
+    assert took_s < 3
+
+
+async def test_a_key_retried_after_a_504_does_not_start_the_session_again(
+    standin: StandIn,
+) -> None:
+    key = {"Idempotency-Key": "order-9"}
+    body = {"user_id": "nate", "agent_id": "pm-agent", "wait_for_agent": True}
+    async with gateway(standin, agent_wait_s=1) as client:
+        first = await client.post("/api/voice/session", json=body, headers=key)
+        retried = await client.post("/api/voice/session", json=body, headers=key)
+
+    assert first.status_code == 504
+    assert retried.status_code == 409
+    assert retried.json()["code"] == "session_ended"
+    assert not [name for name in standin.rooms if name.startswith("foundry_nate_")]

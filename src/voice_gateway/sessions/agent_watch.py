@@ -27,6 +27,8 @@ from .record import SessionRecord
 
 logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by this name
 
+CHECKS_AT_ONCE = 8  # timers due together ask LiveKit this many at a time
+
 
 class AgentWatch:
     def __init__(
@@ -47,6 +49,7 @@ class AgentWatch:
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._earlier = anyio.Event()
+        self._checking = anyio.CapacityLimiter(CHECKS_AT_ONCE)
 
     def watch(self, record: SessionRecord, room_started_at: datetime) -> None:
         """Check on the agent when it is due, by what was observed of it."""
@@ -67,7 +70,15 @@ class AgentWatch:
         async with anyio.create_task_group() as checks:
             while True:
                 for room_name in await self._next_due():
-                    checks.start_soon(self._check_room, room_name)
+                    checks.start_soon(self._check_room_limited, room_name)
+
+    async def _check_room_limited(self, room_name: str) -> None:
+        # A burst of timers (agents down, a spike of sessions) asks LiveKit a few at a time.
+        async with self._checking:
+            try:
+                await self._check_room(room_name)
+            except Exception:  # one bad check must not end the timers for the process
+                logger.exception("checking on the agent of %s failed", room_name)
 
     async def check_if_due(self, record: SessionRecord, room_started_at: datetime) -> None:
         """End the session if its agent is overdue and LiveKit confirms it is not there."""

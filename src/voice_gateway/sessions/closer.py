@@ -17,7 +17,7 @@ import logging
 
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
-from . import endings
+from . import endings, idempotency
 from .admission import Admission
 from .endings import EndReason
 from .record import SessionRecord
@@ -49,6 +49,9 @@ class SessionCloser:
         its room is deleted by the next sweep, whose reconciliation then frees its slot."""
         room_name = record.room_name(self._prefix)
         prefix, ttl_s = self._prefix, self._token_ttl_s
+        # First: a replay of the session's Idempotency-Key must not start it again, whatever
+        # ended it (a create that gave up waiting for its agent is retried with its key).
+        await idempotency.end_claim(self._rooms, prefix, record)
         ended_here = await endings.mark_ended(self._rooms, prefix, record, ttl_s, reason)
         if ended_here:  # counted now: should the delete fail, a retry finds the mark made
             self._metrics.sessions_ended.labels(reason).inc()

@@ -30,7 +30,7 @@ def joined_at(participant: api.ParticipantInfo) -> datetime:
 def seen_joining(
     observed: Observed, record: SessionRecord, participant: api.ParticipantInfo
 ) -> Observed:
-    if participant.kind == AGENT and (observed.agent_left_at or not observed.agent_joined_at):
+    if participant.kind == AGENT and _a_new_join(observed, participant):
         at = joined_at(participant)
         change = {"agent_identity": participant.identity, "agent_joined_at": at}
         return observed.model_copy(update=change | {"agent_left_at": None})
@@ -40,6 +40,14 @@ def seen_joining(
     return observed
 
 
+def _a_new_join(observed: Observed, agent: api.ParticipantInfo) -> bool:
+    # A join from before the leave last seen (a webhook retried, replayed or late) changes
+    # nothing: it would switch off the agent's deadline for a room the agent has left.
+    if observed.agent_left_at is None:
+        return observed.agent_joined_at is None
+    return joined_at(agent) > observed.agent_left_at
+
+
 def seen_leaving(
     observed: Observed, record: SessionRecord, participant: api.ParticipantInfo, at: datetime
 ) -> Observed:
@@ -47,7 +55,9 @@ def seen_leaving(
     if participant.kind == AGENT and same_agent and observed.agent_left_at is None:
         return observed.model_copy(update={"agent_left_at": at})
     if is_the_user(record, participant) and observed.user_left_at is None:
-        return observed.model_copy(update={"user_left_at": at})
+        # Its join may not have been seen (a webhook lost, or two replicas writing at once).
+        first = observed.user_joined_at or joined_at(participant)
+        return observed.model_copy(update={"user_joined_at": first, "user_left_at": at})
     return observed
 
 

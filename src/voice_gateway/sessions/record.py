@@ -85,14 +85,24 @@ def session_lifetime(hours: float) -> timedelta:
 
 
 # The sweep and every page of the list read all rooms, whose metadata mostly has not changed
-# since the last read: parsing it again was most of a list's cost (bench/lifecycle.py).
+# since the last read: parsing it again was most of a list's cost (bench/lifecycle.py). Only
+# metadata the size of a record is kept (a record and its observations are ~0.5 KB), so rooms
+# that are not the gateway's cannot fill memory with theirs.
 PARSED_RECORDS = 8192
+CACHED_METADATA_CHARS = 2048
 
 
-@functools.lru_cache(maxsize=PARSED_RECORDS)
 def record_of(room_name: str, metadata: str, prefix: str) -> SessionRecord | None:
     """The session a room holds, or None when the room is not one of the gateway's sessions
     (a record is frozen: the same one may be handed to every caller)."""
+    if not room_name.startswith(f"{prefix}_"):
+        return None  # every name a record implies starts so: nothing to parse
+    if len(metadata) > CACHED_METADATA_CHARS:
+        return _parsed(room_name, metadata, prefix)
+    return _cached(room_name, metadata, prefix)
+
+
+def _parsed(room_name: str, metadata: str, prefix: str) -> SessionRecord | None:
     try:
         record = SessionRecord.model_validate_json(metadata)
     except ValidationError:
@@ -100,3 +110,6 @@ def record_of(room_name: str, metadata: str, prefix: str) -> SessionRecord | Non
     if not record.is_well_formed() or record.room_name(prefix) != room_name:
         return None
     return record
+
+
+_cached = functools.lru_cache(maxsize=PARSED_RECORDS)(_parsed)

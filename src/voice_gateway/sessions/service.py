@@ -35,7 +35,7 @@ from ..settings import Settings
 from ..vocabulary import end_mark_room_name, session_id_named_by
 from . import endings, idempotency, lifecycle, listing, time_limits
 from .admission import Admission
-from .agent_wait import AgentArrivals, AgentWait, JoinedAgent
+from .agent_wait import AgentArrivals, AgentWait, JoinedAgent, WaitedSession
 from .agent_watch import AgentWatch
 from .closer import SessionCloser
 from .lifecycle import SessionState
@@ -133,9 +133,7 @@ class SessionService:
         wait_s = self._settings.agent_wait_s
         try:
             with anyio.fail_after(wait_s):
-                return await self._agent_wait.until_joined(
-                    record.room_name(self._prefix), record.agent_id
-                )
+                return await self._agent_wait.until_joined(self._waited(record))
         except TimeoutError:
             await self.closer.close(record, "agent_failed")
             detail = f"The agent {record.agent_id!r} did not join within {wait_s:g} s"
@@ -183,10 +181,14 @@ class SessionService:
 
     async def end_session(self, caller: Caller, room_name: str) -> None:
         record = (await self._find_session(caller, room_name)).record
-        # Before the room goes: should marking fail, the session still stands and DELETE can be
-        # retried; the other way round, a replay or an old token could revive the room in between.
-        await idempotency.end_claim(self._rooms, self._prefix, record)
         await self.closer.close(record, "deleted")
+
+    def _waited(self, record: SessionRecord) -> WaitedSession:
+        room_name, mark_name = (
+            record.room_name(self._prefix),
+            end_mark_room_name(self._prefix, record.session_id),
+        )
+        return WaitedSession(room_name, mark_name, record.agent_id)
 
     async def _create(self, record: SessionRecord) -> CreatedSession:
         room_config = self._room_config(record)
