@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     max_sessions_per_agent: int | None = Field(None, ge=1)
     max_sessions_per_user: int | None = Field(None, ge=1)
     # How long a slot is held for a session whose room LiveKit does not list yet (a token's room
-    # appears on first join). A minute: TokenSource fetches a token just before it connects.
-    reservation_grace_s: int = Field(60, ge=1, le=24 * 3600)
+    # appears on first join). None: as long as a token lives, so that no token fetched under a
+    # cap can start a session over it later (a cap the token endpoint bypasses is no cap).
+    reservation_grace_s: int | None = Field(None, ge=1, le=24 * 3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "default_agent", "max_sessions", "max_sessions_per_agent", "max_sessions_per_user",
+        "reservation_grace_s",
         mode="before",
     )  # fmt: skip
     @classmethod
@@ -241,7 +243,7 @@ class Settings(BaseSettings):
         if self.token_ttl_s > self.token_session_hours * 3600:
             # A join token outliving its session would recreate a room the reaper just ended.
             raise ValueError("VOICE_GATEWAY_TOKEN_TTL_S exceeds the token session's length")
-        if self.reservation_grace_s > self.token_ttl_s:
+        if self.reservation_grace_s and self.reservation_grace_s > self.token_ttl_s:
             # No join can use a token after its TTL: a longer hold would only block a slot.
             raise ValueError("VOICE_GATEWAY_RESERVATION_GRACE_S exceeds VOICE_GATEWAY_TOKEN_TTL_S")
         allowed = self.allowed_agents

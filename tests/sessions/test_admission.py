@@ -274,7 +274,7 @@ async def test_no_cap_is_set_by_default(standin: StandIn) -> None:
 
     assert (settings.max_sessions, settings.max_sessions_per_agent) == (None, None)
     assert settings.max_sessions_per_user is None
-    assert settings.reservation_grace_s == 60
+    assert settings.reservation_grace_s is None  # as long as a token lives
 
 
 async def test_usage_is_served_and_documented(client: httpx.AsyncClient) -> None:
@@ -285,3 +285,18 @@ async def test_usage_is_served_and_documented(client: httpx.AsyncClient) -> None
     assert "get" in document["paths"][USAGE]
     for path in ("/api/voice/session", "/api/voice/token"):
         assert "429" in document["paths"][path]["post"]["responses"]
+
+
+async def test_tokens_fetched_one_after_another_and_joined_later_stay_under_the_cap(
+    standin: StandIn,
+) -> None:
+    # Each token's slot lasts as long as the token: a sweep between fetches frees none of them.
+    settings = make_settings(standin, max_sessions_per_user=1, reaper_interval_s=0.05)
+    async with running_gateway(settings) as client:
+        first = await client.post("/api/voice/token", json={"participant_identity": "nate"})
+        await anyio.sleep(0.3)  # several sweeps, the room not listed yet
+        second = await client.post("/api/voice/token", json={"participant_identity": "nate"})
+
+    assert first.status_code == 201
+    assert second.status_code == 429
+    assert second.json()["code"] == "concurrency_limit"

@@ -2,9 +2,10 @@
 
 The gateway asks LiveKit every quarter second (ListParticipants; once a second also ListRooms for
 the room and its end mark, in case another path ended the session, and ListDispatch, for a job
-that failed), so the answer comes within ~300 ms of the join at about six calls a second; sooner when this replica hears the join's webhook, which wakes the waiter at once. An
-agent that does not come in time, or whose job failed, ends the session (`agent_failed`), so no
-agent arrives later into a room its client has given up on.
+that failed), so the answer comes within ~300 ms of the join at about six calls a second; sooner
+when this replica hears the join's webhook, which wakes the waiter at once. An agent that does
+not come in time, or whose job failed, ends the session (`agent_failed`), so no agent arrives
+later into a room its client has given up on.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class SlotTiming:
     @classmethod
     def from_settings(cls, settings: Settings) -> SlotTiming:
         # Two sweeps may fail (LiveKit slow or down) before a live session's slot lapses.
-        grace = settings.reservation_grace_s
+        grace = settings.reservation_grace_s or settings.token_ttl_s
         return cls(grace, grace + 3 * settings.reaper_interval_s)
 
 
