@@ -220,3 +220,18 @@ async def test_a_token_sessions_agent_is_due_from_its_rooms_start_not_its_tokens
         await wait_until(lambda: not standin.has_room(issued["room_name"]), timeout_s=3)
 
     assert standing
+
+
+@pytest.mark.usefixtures("webhooks_off_afterwards")
+async def test_an_agent_that_left_unreported_is_found_gone_by_the_sweep(standin: StandIn) -> None:
+    async with gateway(standin, agent_join_timeout_s=1, reaper_interval_s=0.05) as client:
+        room = (await create_session(client)).json()["room_name"]
+        standin.add_participant(room, "nate")
+        standin.add_participant(room, "agent-AJ_1", kind=AGENT)
+        await wait_until(lambda: observed_in(standin, room).observed.agent_joined_at is not None)
+        standin.set_webhook_urls([])  # its participant_left is lost
+        standin.remove_participant(room, "agent-AJ_1")
+        await wait_until(lambda: not standin.has_room(room), timeout_s=5)
+        count = await poll_until(lambda: metric(client, ended("agent_failed")), 2)
+
+    assert count == 1

@@ -23,7 +23,7 @@ from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from .closer import SessionCloser
 from .lifecycle import AGENT, agent_due_at, seen_joining, started_at
 from .observations import Change, Observations
-from .record import SessionRecord
+from .record import Observed, SessionRecord
 
 logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by this name
 
@@ -99,6 +99,16 @@ class AgentWatch:
         else:  # there after all, its webhook lost: say so, so it is not checked again
             await self._observations.update(room_name, _joined(agent))
 
+    async def check_still_there(self, record: SessionRecord, room_started_at: datetime) -> None:
+        """For an agent seen in the room: if LiveKit no longer lists it, it left unreported
+        (its webhook lost), and its return is due from now."""
+        room_name = record.room_name(self._prefix)
+        participants = await self._rooms.participants(room_name)
+        if participants and not any(p.kind == AGENT for p in participants):
+            left = await self._observations.update(room_name, _left_unseen)
+            if left is not None:
+                self.watch(left, room_started_at)
+
     async def _next_due(self) -> list[str]:
         """Sleep until the earliest timer (or one set earlier), then the rooms now due."""
         wait_s = (self._heap[0][0] - datetime.now(UTC)).total_seconds() if self._heap else 3600
@@ -121,6 +131,13 @@ class AgentWatch:
                 await self.check_if_due(record, started_at(room))
         except GatewayError as exc:
             logger.warning("could not check on the agent of %s: %s", room_name, exc.detail)
+
+
+def _left_unseen(record: SessionRecord) -> Observed:
+    observed = record.observed
+    if observed.agent_left_at is not None:
+        return observed
+    return observed.model_copy(update={"agent_left_at": datetime.now(UTC)})
 
 
 def _joined(agent: api.ParticipantInfo) -> Change:

@@ -17,6 +17,7 @@ safe with several replicas running it at once: a session ends once, whoever ends
 from __future__ import annotations
 
 import logging
+import zlib
 from datetime import UTC, datetime
 
 import anyio
@@ -33,6 +34,8 @@ from .record import Observed, SessionRecord, record_of
 from .service import SessionService
 
 Sessions = dict[str, tuple[api.Room, SessionRecord]]
+FOLLOW_UPS_AT_ONCE = 8  # sessions whose follow-up asks LiveKit, at a time
+RECHECK_EVERY = 10  # passes between two looks at an agent seen in its room (5 min at 30 s)
 
 logger = logging.getLogger("voice_gateway.reaper")  # pinned: logs know it by this name
 
@@ -47,6 +50,8 @@ class ExpiryReaper:
         # The sessions the last pass saw: one gone since without an end mark was closed by
         # LiveKit with its webhook lost, and is ended here instead.
         self._last_seen: dict[str, tuple[api.Room, SessionRecord]] = {}
+        self._passes = 0
+        self._following = anyio.CapacityLimiter(FOLLOW_UPS_AT_ONCE)
 
     async def sweep(self) -> int:
         """One pass: the number of expired sessions this pass ended."""
@@ -91,16 +96,26 @@ class ExpiryReaper:
         return ended
 
     async def _follow_up(self, live: Sessions, revived: set[str]) -> None:
-        """What webhooks may have missed: a user LiveKit counts, an agent overdue."""
-        for room_name, (room, record) in live.items():
-            if room_name in revived or record.has_expired(datetime.now(UTC)):
-                continue
+        """What webhooks may have missed: a user LiveKit counts, an agent overdue or gone. A few
+        sessions at a time, so a slow LiveKit does not stretch a pass past its next one."""
+        self._passes += 1
+        now = datetime.now(UTC)
+        async with anyio.create_task_group() as follow_ups:
+            for room_name, (room, record) in live.items():
+                if room_name not in revived and not record.has_expired(now):
+                    follow_ups.start_soon(self._follow_up_one, room, record)
+
+    async def _follow_up_one(self, room: api.Room, record: SessionRecord) -> None:
+        watch = self._sessions.agent_watch
+        async with self._following:
             try:
                 if room.num_participants and record.observed.user_joined_at is None:
                     record = (
-                        await self._sessions.observations.update(room_name, _user_seen) or record
+                        await self._sessions.observations.update(room.name, _user_seen) or record
                     )
-                await self._sessions.agent_watch.check_if_due(record, started_at(room))
+                await watch.check_if_due(record, started_at(room))
+                if _recheck_due(record, self._passes):
+                    await watch.check_still_there(record, started_at(room))
             except GatewayError as exc:
                 logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
 
@@ -123,6 +138,15 @@ class ExpiryReaper:
             )
             return 0
         return int(ended_here)
+
+
+def _recheck_due(record: SessionRecord, passes: int) -> bool:
+    # Each session whose agent was seen in the room is asked about once every RECHECK_EVERY
+    # passes (spread by its id): its participant_left may have been lost.
+    observed = record.observed
+    present = observed.agent_joined_at is not None and observed.agent_left_at is None
+    spread = zlib.crc32(record.session_id.encode())
+    return present and spread % RECHECK_EVERY == passes % RECHECK_EVERY
 
 
 def _user_seen(record: SessionRecord) -> Observed:
