@@ -58,8 +58,12 @@ async def test_the_status_follows_the_agent_and_the_user(real_stack: RealStack) 
         agent_there = await status_of(gateway, room)
         async with joined_user(session["livekit_url"], session["token"]):
             both_there = await status_of(gateway, room)
+            listed = await poll_until(lambda: _listed_as(gateway, room, "active"), timeout_s=5)
         await poll_until(lambda: _user_gone(gateway, room), timeout_s=5)
         user_left = await status_of(gateway, room)
+        listed_after = await poll_until(
+            lambda: _listed_as(gateway, room, "waiting_for_user"), timeout_s=5
+        )
 
     assert first["status"] in ("waiting_for_agent", "waiting_for_user")  # the agent is quick
     assert agent_there["status"] == "waiting_for_user"
@@ -69,6 +73,14 @@ async def test_the_status_follows_the_agent_and_the_user(real_stack: RealStack) 
     assert both_there["user"]["joined"] is True
     assert (user_left["status"], user_left["user"]["joined"]) == ("waiting_for_user", False)
     assert user_left["user"]["joined_at"] is not None
+    # The list, from one ListRooms and what the real server's webhooks told the gateway.
+    assert listed["agent"]["identity"] == agent_there["agent"]["identity"]
+    assert listed_after["user"]["joined"] is False
+
+
+async def _listed_as(gateway: httpx.AsyncClient, room: str, status: str) -> dict[str, Any]:
+    sessions = (await gateway.get("/api/voice/sessions", params={"limit": 100})).json()["sessions"]
+    return next((s for s in sessions if s["room_name"] == room and s["status"] == status), {})
 
 
 async def _user_gone(gateway: httpx.AsyncClient, room: str) -> bool:
