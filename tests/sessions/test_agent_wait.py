@@ -4,29 +4,27 @@ session ends with a 504 / 503. The real server's side: tests/e2e/test_agent_wait
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.gateway import create_session, make_settings, metric, serving_gateway
+from tests.support.gateway import (
+    create_session,
+    gateway_over_http,
+    metric,
+)
 from voice_gateway.standin import StandIn
 
 WEBHOOK = "/api/voice/webhook"
 AGENT_FAILED = 'voice_gateway_sessions_ended_total{reason="agent_failed"}'
 
 
-@asynccontextmanager
-async def gateway(
+def gateway(
     standin: StandIn, *, webhooks: bool = False, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving_gateway(make_settings(standin, **overrides)) as url:
-        if webhooks:
-            standin.set_webhook_urls([f"{url}{WEBHOOK}"])
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            yield client
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return gateway_over_http(standin, webhooks=webhooks, **overrides)
 
 
 async def test_the_answer_comes_with_the_agent_in_the_room(standin: StandIn) -> None:

@@ -3,27 +3,24 @@ participants and the agent's dispatch. The real server's side: tests/e2e/test_re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from tests.support.gateway import create_session, make_settings, serving_gateway
+from tests.support.gateway import create_session, gateway_over_http
 from tests.support.polling import poll_until
 from voice_gateway.standin import StandIn
 
 WEBHOOK = "/api/voice/webhook"
 
 
-@asynccontextmanager
-async def gateway(standin: StandIn, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving_gateway(make_settings(standin, **overrides)) as url:
-        standin.set_webhook_urls([f"{url}{WEBHOOK}"])
-        async with httpx.AsyncClient(base_url=url) as client:
-            yield client
+def gateway(
+    standin: StandIn, *, webhooks: bool = True, **overrides: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return gateway_over_http(standin, webhooks=webhooks, **overrides)
 
 
 async def read(client: httpx.AsyncClient, room: str) -> dict[str, Any]:

@@ -6,8 +6,7 @@ real server's side: tests/e2e/test_time_limits.py."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -15,7 +14,12 @@ import httpx
 import pytest
 from livekit.protocol.models import ParticipantInfo
 
-from tests.support.gateway import create_session, make_settings, metric, serving_gateway
+from tests.support.gateway import (
+    create_session,
+    gateway_over_http,
+    make_settings,
+    metric,
+)
 from tests.support.polling import poll_until, wait_until
 from tests.support.records import session_record
 from voice_gateway.livekit.clients import open_livekit
@@ -35,15 +39,10 @@ def ended(reason: str) -> str:
     return f'{ENDED}{{reason="{reason}"}}'
 
 
-@asynccontextmanager
-async def gateway(
+def gateway(
     standin: StandIn, *, webhooks: bool = True, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving_gateway(make_settings(standin, **overrides)) as url:
-        if webhooks:
-            standin.set_webhook_urls([f"{url}{WEBHOOK}"])
-        async with httpx.AsyncClient(base_url=url) as client:
-            yield client
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return gateway_over_http(standin, webhooks=webhooks, **overrides)
 
 
 def mark_of(room_name: str) -> str:

@@ -85,6 +85,19 @@ async def serving_gateway(
         yield url
 
 
+@asynccontextmanager
+async def gateway_over_http(
+    standin: StandIn, *, webhooks: bool, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway served on loopback and a client of it; with `webhooks`, the stand-in's webhooks
+    go to it (a test using that also uses the `webhooks_off_afterwards` fixture)."""
+    async with serving_gateway(make_settings(standin, **overrides)) as url:
+        if webhooks:
+            standin.set_webhook_urls([f"{url}/api/voice/webhook"])
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield client
+
+
 async def create_session(client: httpx.AsyncClient, **fields: Any) -> httpx.Response:
     return await client.post("/api/voice/session", json=SESSION_BODY | fields)
 
