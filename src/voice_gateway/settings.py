@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     rate_limit_service: str = ""
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     trusted_proxies: CommaSeparated = Field(default_factory=list)
+    # The HTTP edge (ops/edge_protocol.py): what one slow, silent or huge client may hold.
+    # h11 stops a head at 16 KiB, nginx at 4 x 8 KiB; 32 KiB leaves room for large JWTs.
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    header_read_timeout_s: float = Field(10.0, gt=0, le=300)
+    body_read_timeout_s: float = Field(30.0, gt=0, le=3600)
+    max_client_connections: int = Field(4096, ge=1, le=1_000_000)
     # The token endpoint and session lifetime.
     # LiveKit clients refetch a token 60 s before it expires, so a shorter TTL would mean a
     # refetch loop; 15 minutes is what LiveKit's own starters use.

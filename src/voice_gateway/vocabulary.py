@@ -84,3 +84,8 @@ def is_canonical_uuid(text: str) -> bool:
 
 # RFC 6750's b64token: what an `Authorization: Bearer` header can carry.
 BEARER_TOKEN_PATTERN = r"[A-Za-z0-9\-._~+/]+=*"  # noqa: S105  # a pattern, not a password
+
+
+def problem_type(code: str) -> str:
+    """A stable URI per error code (RFC 9457 `type`), for the app's problems and the server's."""
+    return f"urn:voice-gateway:problem:{code}"

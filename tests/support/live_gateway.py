@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from tests.support.processes import bound_listener
+from voice_gateway.ops.metrics import Metrics
 from voice_gateway.ops.server import server_config
 from voice_gateway.settings import Settings
 from voice_gateway.web.app import create_app
@@ -24,7 +25,8 @@ HOST = "127.0.0.1"
 def live_gateway(settings: Settings, host: str = HOST) -> Iterator[tuple[str, int]]:
     listener = bound_listener(host)
     port = int(listener.getsockname()[1])
-    config = server_config(create_app(settings), settings, host, port)
+    metrics = Metrics()
+    config = server_config(create_app(settings, metrics=metrics), settings, host, port, metrics)
     config.log_level = "warning"
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

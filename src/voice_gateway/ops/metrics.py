@@ -58,6 +58,23 @@ class Metrics:
             registry=self.registry,
         )
         self._add_thread_limiter_gauges()
+        self._add_edge_metrics()
+
+    def _add_edge_metrics(self) -> None:
+        # Counted by the server's protocol (ops/edge_protocol.py), below the app: these
+        # connections never became a request the access log or the HTTP histogram could see.
+        self.connections_open = Gauge(
+            "voice_gateway_connections_open",
+            "Client connections open now",
+            registry=self.registry,
+        )
+        self.connections_shed = Counter(
+            "voice_gateway_connections_shed_total",
+            "Client connections the server closed itself, by reason (header_timeout, "
+            "body_timeout, headers_too_large, invalid_http, connection_limit)",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def _add_thread_limiter_gauges(self) -> None:
         def gauge(name: str, documentation: str) -> Gauge:

@@ -25,6 +25,10 @@ import uvicorn
 
 from ..settings import Settings
 from .drain import Drain
+from .edge_events import EdgeEvents
+from .edge_protocol import EdgeLimits, edge_protocol
+from .metrics import Metrics
+from .open_files import client_connection_bound, open_file_limit, raise_open_file_limit
 
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -82,19 +86,23 @@ class GatewayServer(uvicorn.Server):
 
 
 def serve_until_stopped(
-    app_factory: Callable[[Settings, Drain], App], settings: Settings, host: str, port: int
+    app_factory: Callable[[Settings, Drain, Metrics], App], settings: Settings, host: str, port: int
 ) -> bool:
     """Serve the app until a signal stops it; False when it never started serving."""
-    drain = Drain()
-    config = server_config(app_factory(settings, drain), settings, host, port)
+    drain, metrics = Drain(), Metrics()  # shared: the server drains, the edge counts
+    raise_open_file_limit()
+    config = server_config(app_factory(settings, drain, metrics), settings, host, port, metrics)
     server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
     server.run()
     return bool(server.started)
 
 
-def server_config(app: App, settings: Settings, host: str, port: int) -> uvicorn.Config:
+def server_config(
+    app: App, settings: Settings, host: str, port: int, metrics: Metrics
+) -> uvicorn.Config:
     """How uvicorn serves the app. One worker per process: scale with replicas, each with its own
-    LiveKit client and limiter.
+    LiveKit client and limiter. HTTP/1.1 through the edge protocol (ops/edge_protocol.py), over
+    httptools; no WebSocket (the gateway serves none, so an upgrade offer is declined).
 
     The client address (rate limits, logs) is the TCP peer. `X-Forwarded-For` is believed only from
     the proxies in VOICE_GATEWAY_TRUSTED_PROXIES; with none set, uvicorn's proxy-header handling
@@ -106,6 +114,8 @@ def server_config(app: App, settings: Settings, host: str, port: int) -> uvicorn
         host=host,
         port=port,
         workers=1,
+        http=edge_protocol(edge_limits(settings), EdgeEvents(metrics)),
+        ws="none",
         server_header=False,
         access_log=False,  # the gateway writes its own access line, with the request id
         log_config=None,  # configure_logging already routed uvicorn's loggers
@@ -113,4 +123,16 @@ def server_config(app: App, settings: Settings, host: str, port: int) -> uvicorn
         reset_contextvars=True,  # each request starts from a clean context
         proxy_headers=bool(trusted),
         forwarded_allow_ips=",".join(trusted) if trusted else None,
+    )
+
+
+def edge_limits(settings: Settings) -> EdgeLimits:
+    open_files = open_file_limit()
+    bound = client_connection_bound(settings.max_client_connections, open_files)
+    logger.info("open-file limit %d: client connections bounded at %d", open_files, bound)
+    return EdgeLimits(
+        max_header_bytes=settings.max_header_bytes,
+        header_read_timeout_s=settings.header_read_timeout_s,
+        body_read_timeout_s=settings.body_read_timeout_s,
+        max_connections=bound,
     )

@@ -11,6 +11,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 
 from ..access.control import open_access_control
 from ..errors import GatewayError
@@ -32,7 +33,12 @@ from .middleware.drain import DrainMiddleware
 from .middleware.request_id import RequestIdMiddleware
 from .middleware.request_observer import RequestObserver
 from .openapi import build_openapi
-from .problems import on_gateway_error, on_http_exception, on_unexpected_error
+from .problems import (
+    on_client_disconnect,
+    on_gateway_error,
+    on_http_exception,
+    on_unexpected_error,
+)
 from .routes import ENDPOINTS
 from .state import AppState
 
@@ -41,17 +47,21 @@ ROUTES = routes_of(ENDPOINTS)
 EXCEPTION_HANDLERS = {
     GatewayError: on_gateway_error,
     HTTPException: on_http_exception,
+    ClientDisconnect: on_client_disconnect,
     Exception: on_unexpected_error,
 }
 
 
-def create_app(settings: Settings | None = None, drain: Drain | None = None) -> Starlette:
-    """`drain` is shared with the server that runs the app (see `ops/server.py`); tests pass their
-    own to see what draining changes."""
+def create_app(
+    settings: Settings | None = None, drain: Drain | None = None, metrics: Metrics | None = None
+) -> Starlette:
+    """`drain` and `metrics` are shared with the server that runs the app (see `ops/server.py`:
+    it drains, and its protocol counts the connections it sheds); tests pass their own drain to
+    see what draining changes."""
     settings = settings or Settings()  # the environment fills it
     drain = drain or Drain()
     # Built with the app, not in the lifespan: the request middleware records into it too.
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     return Starlette(
         routes=ROUTES,
         middleware=middleware(settings, metrics, drain),

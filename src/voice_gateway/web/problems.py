@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from .. import errors
 from ..errors import FieldError, GatewayError
+from ..vocabulary import problem_type
 from .middleware.request_id import HEADER as REQUEST_ID_HEADER
 from .middleware.request_id import request_id_of
 from .models import FieldProblem, Problem
@@ -74,11 +75,6 @@ def _headers_of(error: GatewayError) -> dict[str, str]:
     return {}
 
 
-def problem_type(code: str) -> str:
-    """A stable URI per error code (RFC 9457 `type`)."""
-    return f"urn:voice-gateway:problem:{code}"
-
-
 def error_response(request: Request[Any], error: GatewayError) -> Response:
     kind, members = problem_of(error), _members_of(error)
     return problem_response(request, kind, error.detail, error.field_errors, members=members)
@@ -127,6 +123,15 @@ async def on_http_exception(request: Request[Any], exc: Exception) -> Response:
         exc.status_code, "http_error", "Error"
     )
     return problem_response(request, kind, _http_detail(request, exc), headers=exc.headers)
+
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it: no client reads it, logs and metrics do
+
+
+async def on_client_disconnect(request: Request[Any], exc: Exception) -> Response:
+    # Mobile networks and load balancers' idle cuts: not a bug, and nobody reads the answer.
+    logger.info("client closed the connection before its request was read: %s", request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def on_unexpected_error(request: Request[Any], exc: Exception) -> Response:

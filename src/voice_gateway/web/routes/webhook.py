@@ -9,6 +9,7 @@ counted.
 
 from __future__ import annotations
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from ...errors import WebhookRejected
@@ -27,7 +28,8 @@ async def receive_webhook(request: GatewayRequest) -> Response:
         received = await request.state["webhooks"].receive(
             await request.body(), request.headers.get("authorization")
         )
-    except WebhookRejected:
+    except (WebhookRejected, ClientDisconnect):
+        # A hang-up mid-body counts too: otherwise it would be the one unlimited way in.
         await access.webhook_refused(address)  # 429 once the address is over its limit
         raise
     # Any 2xx ends LiveKit's retries; the body is only for people reading logs.

@@ -1,0 +1,217 @@
+"""uvicorn's httptools protocol with the bounds a public edge needs, keeping httptools' speed.
+
+What uvicorn 0.54 + httptools lack, added here without a second parser:
+
+- An upgrade offer the gateway declines (h2c from Java, Ktor or `curl --http2`; it serves no
+  WebSocket either) leaves llhttp in upgrade state: the body is skipped as "the other protocol"
+  and the connection wedges (uvicorn #2722, httptools #124). Here the request goes on as plain
+  HTTP/1.1: a fresh parser is primed with the request's framing headers and fed the bytes after
+  the head, so the body and any pipelined request are read as without the offer.
+- A head (request line and headers) over `max_header_bytes` gets 431 before httptools, which joins
+  the pieces of a header with `+=`, can be made to spend seconds of loop time on it.
+- A head that does not arrive whole within `header_read_timeout_s` (from the connection's start,
+  or from the first byte of a later request), or a body not whole within `body_read_timeout_s`,
+  gets 408; a connection that sent nothing at all is just closed.
+- Connections over `max_connections` get 503 at once, before they can exhaust the fds.
+- A request httptools refuses gets problem+json with a request id, not uvicorn's text/plain.
+
+Every such answer closes the connection after a short lingering read, so the client can read it
+instead of losing it to a reset while it is still sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from .edge_answers import BAD_REQUEST, HEAD_TOO_LARGE, OVERLOADED, READ_TIMEOUT, answer_bytes
+from .edge_answers import EdgeProblem as Problem
+from .edge_events import EdgeEvents
+
+LINGER_S = 2.0  # how long a refused client may go on sending before the close
+FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
+HEAD_OVERHEAD = 4  # ": " and CRLF per header line
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    max_header_bytes: int
+    header_read_timeout_s: float
+    body_read_timeout_s: float
+    max_connections: int
+
+
+class HeadTooLarge(Exception):
+    """Raised in a parser callback to stop httptools at once."""
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    limits: ClassVar[EdgeLimits]
+    events: ClassVar[EdgeEvents]
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._in_head = True  # reading a request line and headers, not a body
+        self._head_bytes = 0  # bytes received since this head began
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._replaying = False  # feeding a fresh parser the head it must assume
+        self._skip_bogus_completion = False  # llhttp "completes" a declined upgrade's message
+        self._lingering = False
+
+    # --- the connection ---
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.events.opened()
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(OVERLOADED, "connection_limit", self.limits.max_connections)
+            return
+        self._arm_read_timer(self.limits.header_read_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.closed()
+        self._cancel_read_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
+        self._unset_keepalive_if_required()
+        if self._in_head:
+            self._head_bytes += len(data)
+        self._feed(data)
+        if not self.transport.is_closing():
+            self._bound_what_is_pending()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._go_on_without_upgrade(data[upgrade.args[0] :])
+        except httptools.HttpParserError as error:
+            if isinstance(error.__context__, HeadTooLarge):
+                self._refuse(HEAD_TOO_LARGE, "headers_too_large", self.limits.max_header_bytes)
+            else:
+                self._refuse(BAD_REQUEST, "invalid_http", 0)
+
+    def _bound_what_is_pending(self) -> None:
+        """After each read: a head still incomplete may not grow past the limit, and whatever is
+        incomplete (head or body) is read against its deadline."""
+        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(HEAD_TOO_LARGE, "headers_too_large", self.limits.max_header_bytes)
+        elif self._read_timer is None and (self._head_bytes or not self._in_head):
+            timeout_s = self.limits.header_read_timeout_s
+            self._arm_read_timer(timeout_s if self._in_head else self.limits.body_read_timeout_s)
+
+    # --- declined upgrades ---
+
+    def _go_on_without_upgrade(self, rest: bytes) -> None:
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self._replaying = True
+        try:
+            self.parser.feed_data(self._framing_head())
+        finally:
+            self._replaying = False
+        if rest:
+            self._feed(rest)
+
+    def _framing_head(self) -> bytes:
+        """A head with only this request's framing: the fresh parser then reads its body."""
+        framing = [name + b": " + value for name, value in self.headers if name in FRAMING_HEADERS]
+        return b"\r\n".join([b"POST / HTTP/1.1", *framing, b"", b""])
+
+    # --- parser callbacks ---
+
+    def on_message_begin(self) -> None:
+        if not self._replaying:
+            super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        if not self._replaying:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._replaying:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._replaying:
+            return
+        if self._head_size() > self.limits.max_header_bytes:
+            raise HeadTooLarge
+        self._in_head = False
+        self._cancel_read_timer()
+        self._skip_bogus_completion = self.parser.should_upgrade()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        if self._skip_bogus_completion:
+            self._skip_bogus_completion = False  # the real one comes from the fresh parser
+            return
+        self._in_head, self._head_bytes = True, 0
+        self._cancel_read_timer()
+        super().on_message_complete()
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(n) + len(v) + HEAD_OVERHEAD for n, v in self.headers)
+
+    # --- deadlines and refusals ---
+
+    def _arm_read_timer(self, timeout_s: float) -> None:
+        self._read_timer = self.loop.call_later(timeout_s, self._read_timed_out)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if not self._in_head:
+            self._refuse(READ_TIMEOUT, "body_timeout", self.limits.body_read_timeout_s)
+        elif self._head_bytes:
+            self._refuse(READ_TIMEOUT, "header_timeout", self.limits.header_read_timeout_s)
+        else:  # nothing of a request came: nothing to answer
+            self.events.shed("header_timeout", self.client)
+            self.transport.close()
+
+    def _refuse(self, problem: Problem, reason: str, limit: float) -> None:
+        self.events.shed(reason, self.client)
+        self._cancel_read_timer()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The app may be waiting for this body: it now hears the client is gone.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.write(answer_bytes(problem, limit))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Stop reading requests, send FIN, and close when the client does or LINGER_S passes."""
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def edge_protocol(limits: EdgeLimits, events: EdgeEvents) -> type[EdgeProtocol]:
+    """The protocol class uvicorn builds per connection, bound to this server's limits."""
+
+    class BoundEdgeProtocol(EdgeProtocol):
+        pass
+
+    BoundEdgeProtocol.limits = limits
+    BoundEdgeProtocol.events = events
+    return BoundEdgeProtocol
