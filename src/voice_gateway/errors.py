@@ -18,6 +18,7 @@ under it knows HTTP. Each error has a stable machine word, its `code`.
     └── UpstreamError                  a service the gateway depends on failed
         ├── LiveKitError               livekit_error: LiveKit answered with an error
         ├── LiveKitUnavailable         livekit_unavailable: LiveKit could not be reached
+        │   └── LiveKitBusy            livekit_unavailable: LiveKit answered 429/503 (Retry-After)
         ├── LiveKitTimeout             livekit_timeout: LiveKit missed the deadline
         ├── IdentityProviderUnavailable  identity_provider_unavailable: its JWKS is unreachable
         └── AdmissionStoreUnavailable  admission_store_unavailable: Redis cannot say the counts
@@ -133,6 +134,12 @@ class LiveKitError(UpstreamError):
 
 class LiveKitUnavailable(UpstreamError):
     code = "livekit_unavailable"
+
+
+class LiveKitBusy(LiveKitUnavailable):
+    """LiveKit answered 429 or 503: it sheds load; the client may retry after a moment."""
+
+    retry_after_s = 1
 
 
 class LiveKitTimeout(UpstreamError):

@@ -127,3 +127,12 @@ def test_a_refusal_is_logged_once_not_per_connection(gateway: Gateway) -> None:
     # This module refuses a dozen such requests within seconds: the rest are counted, and
     # named in the next line 10 s on.
     assert 1 <= len(lines) <= 2
+
+
+@pytest.mark.parametrize("trailer", [" ", "\t", " \t "])
+def test_whitespace_after_the_bearer_credential_is_accepted(gateway: Gateway, trailer: str) -> None:
+    headers = {"Authorization": AUTH["Authorization"] + trailer, "Connection": "close"}
+
+    (usage,) = exchange(gateway.port, request("GET", "/api/voice/usage", headers=headers))
+
+    assert usage.status == 200, usage.body

@@ -19,7 +19,8 @@ from .service_keys import ServiceKeys
 REALM = "voice-gateway"
 MAX_CREDENTIAL_CHARS = 8192  # far above any real JWT; bounds the work a forged one can cause
 # RFC 6750 b64token; the scheme is case-insensitive (RFC 9110).
-_BEARER = re.compile(rf"^[Bb][Ee][Aa][Rr][Ee][Rr] +({BEARER_TOKEN_PATTERN}) *$")
+# Trailing spaces or tabs: RFC 9110's optional whitespace, which some clients leave on.
+_BEARER = re.compile(rf"^[Bb][Ee][Aa][Rr][Ee][Rr] +({BEARER_TOKEN_PATTERN})[ \t]*$")
 
 
 class Authenticator:

@@ -18,10 +18,11 @@ import anyio
 from google.protobuf.message import DecodeError
 from livekit import api
 
-from ..errors import GatewayError, LiveKitError, LiveKitTimeout, LiveKitUnavailable
+from ..errors import GatewayError, LiveKitBusy, LiveKitError, LiveKitTimeout, LiveKitUnavailable
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from .api_tokens import ServiceTokens
+from .twirp_answers import NotLiveKit
 
 T = TypeVar("T")
 ApiCall = Callable[[api.LiveKitAPI], Awaitable[T]]
@@ -29,6 +30,8 @@ ApiCall = Callable[[api.LiveKitAPI], Awaitable[T]]
 # What the server answers (503 `unavailable`, after psrpc's 3 s) when no node holds the room an
 # RPC is routed to: the room does not exist (docs/livekit-observed.md, ListDispatch).
 NO_NODE_HOLDS_THE_ROOM = "no response from servers"
+# LiveKit (or a proxy before it) shedding load: the caller may retry, unlike a 500.
+BUSY_STATUSES = frozenset({429, 503})
 
 
 class RoomNotFound(Exception):
@@ -91,6 +94,8 @@ class LiveKitCalls:
             raise LiveKitUnavailable(f"LiveKit could not be reached: {type(exc).__name__}") from exc
         except api.ServerError as exc:
             raise _translate_server_error(exc) from exc
+        except NotLiveKit as exc:
+            raise LiveKitError(f"What answers at {self._url} is not LiveKit: {exc}") from exc
         except DecodeError as exc:
             problem = "LiveKit answered with a body that is not the message asked for"
             raise LiveKitError(problem) from exc
@@ -101,6 +106,8 @@ def _translate_server_error(exc: api.ServerError) -> Exception:
         return RoomNotFound(exc.message)
     if exc.status == 401:
         return LiveKitError("LiveKit rejected the gateway's API key or secret (HTTP 401)")
+    if exc.status in BUSY_STATUSES:
+        return LiveKitBusy(f"LiveKit is busy (HTTP {exc.status}); try again shortly")
     return LiveKitError(f"LiveKit answered HTTP {exc.status} ({exc.code})")
 
 

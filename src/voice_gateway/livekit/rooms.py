@@ -10,10 +10,12 @@ import aiohttp
 import anyio
 from livekit import api
 
+from ..errors import LiveKitError
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from .api_tokens import ServiceTokens
 from .calls import LiveKitCalls, RoomNotFound
+from .twirp_answers import TwirpResponse
 
 __all__ = ["READINESS_PROBE_ROOM", "LiveKitRooms", "RoomNotFound", "open_livekit_calls"]
 
@@ -27,7 +29,11 @@ class LiveKitRooms:
         self._call = calls
 
     async def create(self, request: api.CreateRoomRequest) -> api.Room:
-        return await self._call("CreateRoom", lambda lk: lk.room.create_room(request))
+        room = await self._call("CreateRoom", lambda lk: lk.room.create_room(request))
+        if room.name != request.name or not room.sid:
+            # Any 200 parses as a Room: an empty one, or another room's, is not this room.
+            raise LiveKitError("LiveKit answered CreateRoom without the room asked for")
+        return room
 
     async def find(self, name: str) -> api.Room | None:
         return (await self.find_many([name])).get(name)
@@ -77,5 +83,7 @@ async def open_livekit_calls(
     connector = aiohttp.TCPConnector(limit=settings.livekit_max_connections)
     timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_s + 1)
     tokens = ServiceTokens(settings.livekit_api_key, settings.livekit_api_secret, limiter)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, response_class=TwirpResponse
+    ) as session:
         yield LiveKitCalls(session, settings, tokens, metrics)

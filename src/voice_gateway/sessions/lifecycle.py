@@ -22,9 +22,20 @@ def is_the_user(record: SessionRecord, participant: api.ParticipantInfo) -> bool
     return participant.kind != AGENT and participant.identity == record.user_id
 
 
-def joined_at(participant: api.ParticipantInfo) -> datetime:
+def reported_join_time(participant: api.ParticipantInfo) -> datetime | None:
+    """When LiveKit says the participant joined; None when it says nothing, or a time no
+    datetime holds (a broken clock, a field of garbage)."""
     seconds = participant.joined_at_ms / 1000 or participant.joined_at
-    return datetime.fromtimestamp(seconds, UTC) if seconds else datetime.now(UTC)
+    if not seconds:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def joined_at(participant: api.ParticipantInfo) -> datetime:
+    return reported_join_time(participant) or datetime.now(UTC)
 
 
 def seen_joining(

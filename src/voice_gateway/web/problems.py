@@ -70,7 +70,7 @@ def problem_of(error: GatewayError) -> HttpProblem:
 def _headers_of(error: GatewayError) -> dict[str, str]:
     if isinstance(error, errors.Unauthenticated):
         return {"WWW-Authenticate": error.challenge}
-    if isinstance(error, errors.TooManyRequests):
+    if isinstance(error, errors.TooManyRequests | errors.LiveKitBusy):
         return {"Retry-After": str(error.retry_after_s)}
     return {}
 

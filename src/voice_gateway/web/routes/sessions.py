@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 from livekit import api
@@ -11,7 +10,7 @@ from starlette.responses import Response
 
 from ...access.caller import fill_own_identity
 from ...sessions import idempotency
-from ...sessions.lifecycle import SessionState
+from ...sessions.lifecycle import SessionState, reported_join_time
 from ...sessions.listing import SessionFilter
 from ...sessions.record import SessionRecord
 from ...sessions.service import SessionAsk, SessionDetails
@@ -114,14 +113,22 @@ def summary_fields(record: SessionRecord, room_name: str, state: SessionState) -
 
 
 def participant_view(participant: api.ParticipantInfo) -> ParticipantView:
-    joined = participant.joined_at_ms / 1000 or participant.joined_at
     return ParticipantView(
         identity=participant.identity,
         name=participant.name,
-        state=api.ParticipantInfo.State.Name(participant.state),
-        kind=api.ParticipantInfo.Kind.Name(participant.kind),
-        joined_at=datetime.fromtimestamp(joined, UTC) if joined else None,
+        state=enum_name(api.ParticipantInfo.State, participant.state),
+        kind=enum_name(api.ParticipantInfo.Kind, participant.kind),
+        joined_at=reported_join_time(participant),
     )
+
+
+def enum_name(enum: Any, value: int) -> str:
+    """The name the locked livekit-protocol knows, else the number: LiveKit adds values (the
+    kinds SIP, AGENT, CONNECTOR and BRIDGE each came later) before our lock does."""
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        return str(value)
 
 
 ENDPOINTS = (
