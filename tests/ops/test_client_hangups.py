@@ -26,6 +26,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, standin: StandIn) -> Itera
     settings = {"VOICE_GATEWAY_RATE_LIMIT_ADDRESS": WEBHOOK_LIMIT}
     with serving(tmp_path_factory.mktemp("hangups"), standin, **settings) as gateway:
         yield gateway
+        gateway.stop()
 
 
 def hang_up_mid_body(port: int, path: str, request_id: str) -> None:

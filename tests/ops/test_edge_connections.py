@@ -65,6 +65,7 @@ def test_the_open_file_limit_is_raised_to_the_hard_limit_at_start(
     command = ("prlimit", f"--nofile=1024:{hard}", *MODULE_COMMAND)
     with serving(tmp_path, standin, command=command) as gateway:
         messages = [line["message"] for line in gateway.log_lines()]
+        gateway.stop()
 
     assert any(m.startswith("open-file limit raised from 1024 to ") for m in messages), messages
     assert any(m.startswith("open-file limit ") and "bounded at" in m for m in messages)
@@ -82,6 +83,7 @@ async def test_connections_past_the_bound_get_503(tmp_path: Path, standin: Stand
         await anyio.sleep(0.5)  # the server sees the closes
         async with httpx.AsyncClient(base_url=gateway.base, headers=AUTH) as client:
             shed = await metric(client, 'voice_gateway_connections_shed_total{reason="connection')
+        gateway.stop()
 
     assert answer.status == 503
     assert answer.headers["retry-after"] == "1"
@@ -103,6 +105,7 @@ async def test_silent_sockets_do_not_stop_a_well_behaved_client(
             timed_out = await metric(
                 client, 'voice_gateway_connections_shed_total{reason="header_timeout"}'
             )
+        gateway.stop()
 
     assert created.status_code == 201, created.text
     assert health.status_code == 200

@@ -33,6 +33,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, standin: StandIn) -> Itera
     settings = {"VOICE_GATEWAY_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES)}
     with serving(tmp_path_factory.mktemp("limits"), standin, **settings) as gateway:
         yield gateway
+        gateway.stop()
 
 
 def assert_problem(response: RawResponse, status: int, code: str) -> None:

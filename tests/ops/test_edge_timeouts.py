@@ -29,6 +29,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, standin: StandIn) -> Itera
     }
     with serving(tmp_path_factory.mktemp("timeouts"), standin, **settings) as gateway:
         yield gateway
+        gateway.stop()
 
 
 def closed_after(sock: socket.socket) -> tuple[bytes, float]:

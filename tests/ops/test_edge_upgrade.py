@@ -32,6 +32,7 @@ JSON = {"Content-Type": "application/json"}
 def gateway(tmp_path_factory: pytest.TempPathFactory, standin: StandIn) -> Iterator[Gateway]:
     with serving(tmp_path_factory.mktemp("upgrade"), standin) as gateway:
         yield gateway
+        gateway.stop()
 
 
 def offered(path: str, body: dict[str, Any], **headers: str) -> tuple[bytes, bytes]:

@@ -48,7 +48,9 @@ def jwks(*keys: SigningKey) -> dict[str, Any]:
 def claims_for(sub: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now}
-    return claims | {"exp": now + 300} | overrides
+    # An hour: several modules mint their tokens at import, and the whole suite runs past the
+    # five minutes these used to last (its later modules' tokens had expired when they ran).
+    return claims | {"exp": now + 3600} | overrides
 
 
 def rs256_token(sub: str, key: SigningKey, **claims: Any) -> str:
