@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
 from .access.jwks import download_jwks
 from .access.rate_limits import check_store
 from .access.service_keys import HASHED_PREFIX
-from .errors import GatewayError
+from .errors import GatewayError, LiveKitUnavailable
 from .livekit.clients import LiveKit, open_livekit
 from .livekit.join_tokens import JoinGrant
 from .ops.metrics import Metrics
@@ -76,7 +78,8 @@ async def run_checks(settings: Settings) -> list[tuple[bool, str]]:
     if settings.authentication_configured:
         results.append((True, describe_authentication(settings)))
     async with open_livekit(settings, Metrics()) as livekit:
-        for check in (*_livekit_checks(livekit), *_access_checks(settings)):
+        checks = (*_livekit_checks(livekit, settings.livekit_url), *_access_checks(settings))
+        for check in checks:
             results.append(await _outcome(check))
     return results
 
@@ -94,17 +97,24 @@ def describe_authentication(settings: Settings) -> str:
 
 async def _outcome(check: Check) -> tuple[bool, str]:
     try:
-        return True, await check()
+        with warnings.catch_warnings():
+            # A short secret is reported above as a sentence; PyJWT's warning would add a
+            # traceback-like line to the terminal for the same thing.
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            return True, await check()
     except GatewayError as exc:
         return False, exc.detail + "."
     except Exception as exc:  # doctor reports every failure as a sentence
         return False, f"{check.__doc__} failed: {type(exc).__name__}."
 
 
-def _livekit_checks(livekit: LiveKit) -> list[Check]:
+def _livekit_checks(livekit: LiveKit, url: str) -> list[Check]:
     async def reach_livekit() -> str:
         """Reaching LiveKit"""
-        await livekit.rooms.check_access()
+        try:
+            await livekit.rooms.check_access()
+        except LiveKitUnavailable as exc:  # here, unlike in an answer to a caller, say where
+            raise LiveKitUnavailable(f"{exc.detail} at {url}") from exc
         return "LiveKit answers and accepts the API key and secret."
 
     async def mint_and_verify_token() -> str:

@@ -99,17 +99,25 @@ def test_doctor_explains_rejected_credentials(tmp_path: Path, standin: StandIn) 
     assert secret not in result.stdout + result.stderr
 
 
-def test_doctor_explains_an_unreachable_livekit(tmp_path: Path) -> None:
-    env = clean_env(
-        LIVEKIT_URL=f"http://127.0.0.1:{free_port()}",
-        LIVEKIT_API_KEY=API_KEY,
-        LIVEKIT_API_SECRET=API_SECRET,
-    )
+def test_doctor_explains_an_unreachable_livekit_in_words(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    env = clean_env(LIVEKIT_URL=url, LIVEKIT_API_KEY=API_KEY, LIVEKIT_API_SECRET=API_SECRET)
     result = run_cli("doctor", env=env, cwd=tmp_path)
 
     assert result.returncode == 1
-    assert "could not be reached" in result.stdout
+    assert f"LiveKit could not be reached: connection refused at {url}" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    assert "Error" not in result.stdout  # no exception class names
+
+
+def test_doctor_reports_a_short_secret_without_pyjwts_warning(
+    tmp_path: Path, standin: StandIn
+) -> None:
+    env = livekit_env(standin) | {"LIVEKIT_API_SECRET": "short-secret"}
+    result = run_cli("doctor", env=env, cwd=tmp_path)
+
+    assert "LIVEKIT_API_SECRET is shorter than 32 characters" in result.stdout
+    assert "InsecureKeyLengthWarning" not in result.stdout + result.stderr
 
 
 def livekit_env(standin: StandIn, **extra: str) -> dict[str, str]:

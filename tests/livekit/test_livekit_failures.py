@@ -105,6 +105,21 @@ async def test_a_room_created_past_the_deadline_is_deleted_again(standin: StandI
                 await anyio.sleep(0.05)
 
 
+async def test_a_clean_up_livekit_refused_is_tried_again_once_it_answers(standin: StandIn) -> None:
+    # CreateRoom applied, its answer late; then LiveKit down for a while: the room must still go.
+    async with running_gateway(make_settings(standin, livekit_timeout_s=0.3)) as client:
+        standin.set_latency(0.6, after=True)
+        response = await create_session(client, user_id="orphan-retry")
+        standin.clear_faults()
+        standin.refuse_connections()
+        await anyio.sleep(1)  # the first tries are refused
+        standin.accept_connections()
+        assert response.status_code == 504
+        with anyio.fail_after(5):
+            while any("_orphan-retry_" in name for name in standin.rooms):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+
+
 async def test_concurrent_sessions_overlap_while_livekit_is_slow(standin: StandIn) -> None:
     standin.set_latency(0.2)
     statuses: list[int] = []

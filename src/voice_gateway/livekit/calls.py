@@ -9,6 +9,9 @@ gateway's domain errors, so no aiohttp or Twirp exception ever reaches a handler
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -91,11 +94,14 @@ class LiveKitCalls:
         except TimeoutError:
             raise  # aiohttp's timeouts are ClientErrors too, but they mean a deadline passed
         except aiohttp.ClientError as exc:
-            raise LiveKitUnavailable(f"LiveKit could not be reached: {type(exc).__name__}") from exc
+            raise LiveKitUnavailable(
+                f"LiveKit could not be reached: {why_unreachable(exc)}"
+            ) from exc
         except api.ServerError as exc:
             raise _translate_server_error(exc) from exc
         except NotLiveKit as exc:
-            raise LiveKitError(f"What answers at {self._url} is not LiveKit: {exc}") from exc
+            # Not the URL: this detail reaches callers, and where LiveKit runs is not theirs.
+            raise LiveKitError(f"What answers at the LiveKit URL is not LiveKit: {exc}") from exc
         except DecodeError as exc:
             problem = "LiveKit answered with a body that is not the message asked for"
             raise LiveKitError(problem) from exc
@@ -113,3 +119,24 @@ def _translate_server_error(exc: api.ServerError) -> Exception:
 
 def _no_node_holds_the_room(exc: api.ServerError) -> bool:
     return exc.code == "unavailable" and NO_NODE_HOLDS_THE_ROOM in (exc.message or "")
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """Why a connection to LiveKit failed, in words (an exception class says nothing to most)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "its host name does not resolve"
+        if isinstance(cause, ssl.SSLError):
+            return "the TLS handshake failed"
+        if isinstance(cause, aiohttp.ServerDisconnectedError):
+            return "it closed the connection without answering"
+        cause = cause.__cause__ or getattr(cause, "os_error", None)
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _errno(error: BaseException) -> int | None:
+    # asyncio reports a refused connect as a plain OSError when it tried several addresses.
+    return error.errno if isinstance(error, OSError) else None

@@ -48,6 +48,10 @@ from .token_plan import TokenAsk, plan_token_session
 
 logger = logging.getLogger("voice_gateway.service")  # pinned: logs know it by this name
 
+# A failed create's clean-up: at once, then backing off; ~30 s in all, past a LiveKit restart.
+CLEAN_UP_PAUSES_S = (0, 0.5, 1, 2, 4, 8, 16)
+CLEAN_UP_AT_EXIT_S = 2.0
+
 
 @dataclass(frozen=True)
 class CreatedSession:
@@ -258,10 +262,18 @@ class SessionService:
             raise
 
     async def _delete_quietly(self, room_name: str) -> None:
-        try:
-            await self._rooms.delete(room_name)
-        except (RoomNotFound, GatewayError):
-            logger.debug("no room %s to clean up", room_name)
+        """Delete a room a failed create may have made. LiveKit down right after CreateRoom must
+        not leave a room with an agent dispatched into it: retried, backing off, for ~30 s."""
+        for pause_s in CLEAN_UP_PAUSES_S:
+            await anyio.sleep(pause_s)
+            try:
+                await self._rooms.delete(room_name)
+                return
+            except RoomNotFound:
+                return
+            except GatewayError as exc:
+                logger.info("clean-up of room %s failed (%s); trying again", room_name, exc.detail)
+        logger.warning("gave up cleaning up room %s; LiveKit closes it unjoined", room_name)
 
     async def _find_session(self, caller: Caller, room_name: str) -> FoundSession:
         """The session in `room_name`, and whether it is ending: its end mark was made (in the
@@ -341,3 +353,5 @@ async def open_session_service(
     """The service, with a task group of its own for clean-ups that outlive a request."""
     async with anyio.create_task_group() as background:
         yield SessionService(settings, livekit, background, metrics, admission)
+        # Clean-ups under way get a moment to finish; retries past it would hold the shutdown.
+        background.cancel_scope.deadline = anyio.current_time() + CLEAN_UP_AT_EXIT_S
