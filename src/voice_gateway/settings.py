@@ -47,6 +47,8 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 _SHA256_ENTRY = re.compile(r"^sha256:[0-9a-fA-F]{64}$")
 _BEARER_TOKEN = re.compile(rf"^{BEARER_TOKEN_PATTERN}$")
+# Standard Webhooks: "whsec_" and the key in base64, at least 24 bytes (32 characters) of it.
+_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
 
 
 class Settings(BaseSettings):
@@ -127,6 +129,11 @@ class Settings(BaseSettings):
     # appears on first join). None: as long as a token lives, so that no token fetched under a
     # cap can start a session over it later (a cap the token endpoint bypasses is no cap).
     reservation_grace_s: int | None = Field(None, ge=1, le=24 * 3600)
+    # Session events to the app (sessions/events.py): off while no URL is set.
+    events_url: CommaSeparated = Field(default_factory=list)
+    events_secret: SecretStr | None = None
+    events_timeout_s: float = Field(5.0, gt=0, le=60)
+    events_retry_for_s: float = Field(24 * 3600.0, gt=0, le=7 * 24 * 3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -146,6 +153,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "allowed_agents", "cors_origins", "api_keys", "jwt_algorithms", "trusted_proxies",
+        "events_url",
         mode="before",
     )  # fmt: skip
     @classmethod
@@ -179,7 +187,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {number} has characters a Bearer header cannot carry")
         return keys
 
-    @field_validator("jwt_issuer", "jwt_audience", "jwt_jwks_url", "jwt_secret", "redis_url")
+    @field_validator(
+        "jwt_issuer", "jwt_audience", "jwt_jwks_url", "jwt_secret", "redis_url", "events_secret"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         empty = value == "" or (isinstance(value, SecretStr) and not value.get_secret_value())
@@ -191,6 +201,32 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http://)")
         return value
+
+    @field_validator("events_url")
+    @classmethod
+    def _must_be_http_urls(cls, urls: list[str]) -> list[str]:
+        for number, url in enumerate(urls, start=1):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"entry {number} must start with https:// (or http://)")
+        return urls
+
+    @field_validator("events_secret")
+    @classmethod
+    def _must_be_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.match(value.get_secret_value()):
+            raise ValueError("must be whsec_ and base64 (a Standard Webhooks secret)")
+        return value
+
+    @model_validator(mode="after")
+    def _events_are_signed(self) -> Self:
+        # An unsigned event could be forged by anyone who can reach the app's receiver.
+        if self.events_url and self.events_secret is None:
+            raise ValueError(f"{ENV_PREFIX}EVENTS_SECRET must be set to send events")
+        return self
+
+    @property
+    def events_configured(self) -> bool:
+        return bool(self.events_url)
 
     @field_validator("redis_url")
     @classmethod

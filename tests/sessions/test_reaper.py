@@ -17,6 +17,7 @@ from tests.support.records import session_record
 from voice_gateway.livekit.clients import open_livekit
 from voice_gateway.ops.metrics import Metrics
 from voice_gateway.sessions.admission import open_admission
+from voice_gateway.sessions.event_outbox import EventOutbox
 from voice_gateway.sessions.reaper import ExpiryReaper
 from voice_gateway.sessions.service import open_session_service
 from voice_gateway.settings import Settings
@@ -37,7 +38,9 @@ async def opened_reaper(settings: Settings, metrics: Metrics) -> AsyncIterator[E
     async with (
         open_livekit(settings, metrics) as livekit,
         open_admission(settings, metrics) as admission,
-        open_session_service(settings, livekit, metrics, admission) as sessions,
+        open_session_service(
+            settings, livekit, metrics, admission, EventOutbox.off(metrics)
+        ) as sessions,
     ):
         yield ExpiryReaper(sessions, metrics)
 

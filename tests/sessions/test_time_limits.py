@@ -27,6 +27,7 @@ from voice_gateway.ops.metrics import Metrics
 from voice_gateway.sessions.admission import open_admission
 from voice_gateway.sessions.closer import SessionCloser
 from voice_gateway.sessions.endings import EndMark
+from voice_gateway.sessions.event_outbox import EventOutbox
 from voice_gateway.sessions.record import SessionRecord, now_to_the_second, record_of
 from voice_gateway.standin import StandIn
 
@@ -68,7 +69,10 @@ async def test_replicas_ending_one_session_at_once_count_one_end_with_one_reason
         open_livekit(settings, metrics) as two,
         open_admission(settings, metrics) as admission,
     ):
-        closers = [SessionCloser(lk.rooms, "foundry", metrics, 900, admission) for lk in (one, two)]
+        outbox = EventOutbox.off(metrics)
+        closers = [
+            SessionCloser(lk.rooms, "foundry", metrics, 900, admission, outbox) for lk in (one, two)
+        ]
 
         async def end(number: int, reason: Any) -> None:
             results.append((reason, await closers[number % 2].close(record, reason)))

@@ -3,16 +3,26 @@ leaving, so load balancers move traffic elsewhere before its listener closes."""
 
 from __future__ import annotations
 
+import time
+
 
 class Drain:
     """Shared by the server (which starts it on a signal) and the app (which reports it)."""
 
     def __init__(self) -> None:
-        self._started = False
+        self._started_at: float | None = None
 
     @property
     def started(self) -> bool:
-        return self._started
+        return self._started_at is not None
 
     def start(self) -> None:
-        self._started = True
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+
+    def seconds_left(self, grace_s: float) -> float:
+        """What is left of the shutdown grace: all of it while no drain has started (a
+        lifespan stopped without a signal, as in tests)."""
+        if self._started_at is None:
+            return grace_s
+        return max(0.0, self._started_at + grace_s - time.monotonic())

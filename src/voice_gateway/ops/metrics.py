@@ -3,6 +3,9 @@ never share or collide on counters."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -10,6 +13,8 @@ LIVEKIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Lag below a millisecond is timer noise; a blocked loop shows up in the upper buckets.
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# From queued to delivered: milliseconds when the receiver is up, up to a day of retries.
+EVENT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
 class Metrics:
@@ -35,6 +40,7 @@ class Metrics:
         )
         self._add_operations_metrics()
         self._add_session_lifecycle_metrics()
+        self._add_session_event_metrics()
 
     # --- operations: HTTP requests, the thread limiter, the event loop ---
 
@@ -137,6 +143,43 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+
+    # --- session events to the app (sessions/event_delivery.py) ---
+
+    def _add_session_event_metrics(self) -> None:
+        self.events = Counter(
+            "voice_gateway_events_total",
+            "Session event deliveries (one per event and receiver URL), by event type and "
+            "outcome (delivered, retried: an attempt that failed, dead, dropped)",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.event_delivery_latency = Histogram(
+            "voice_gateway_event_delivery_seconds",
+            "Time from an event queued to its delivery acknowledged by the receiver",
+            buckets=EVENT_BUCKETS,
+            registry=self.registry,
+        )
+        self._event_queue_depth = Gauge(
+            "voice_gateway_event_queue_depth",
+            "Event deliveries queued and not yet delivered or dead",
+            registry=self.registry,
+        )
+        self._event_oldest_age = Gauge(
+            "voice_gateway_event_queue_oldest_age_seconds",
+            "How long the oldest pending event delivery has waited (0 when none is pending)",
+            registry=self.registry,
+        )
+
+    def watch_event_queue(
+        self, depth: Callable[[], int], oldest_queued_at: Callable[[], float | None]
+    ) -> None:
+        def oldest_age() -> float:
+            queued_at = oldest_queued_at()
+            return max(0.0, time.time() - queued_at) if queued_at is not None else 0.0
+
+        self._event_queue_depth.set_function(depth)
+        self._event_oldest_age.set_function(oldest_age)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,17 +9,22 @@ when a caller retries.
 Every end frees the session's slot under the caps (admission.py), whatever its reason, whether
 LiveKit had closed the room already, and also when the session had ended before: releasing a
 slot already free changes nothing, so a second end path reaching the session is harmless.
+
+`session.ended` is emitted here and only here: by the one attempt that ended the session, so
+every end, whatever path reached it, sends exactly one.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
-from . import endings, idempotency
+from . import endings, events, idempotency
 from .admission import Admission
 from .endings import EndReason
+from .event_outbox import EventOutbox
 from .record import SessionRecord
 
 logger = logging.getLogger("voice_gateway.sessions")  # pinned: logs know it by this name
@@ -33,8 +38,10 @@ class SessionCloser:
         metrics: Metrics,
         token_ttl_s: int,
         admission: Admission,
+        outbox: EventOutbox,
     ) -> None:
         self._rooms = rooms
+        self._outbox = outbox
         self._admission = admission
         self._prefix = prefix
         self._metrics = metrics
@@ -56,6 +63,8 @@ class SessionCloser:
         if ended_here:  # counted now: should the delete fail, a retry finds the mark made
             self._metrics.sessions_ended.labels(reason).inc()
             logger.info("session %s ended: %s; room %s", record.session_id, reason, room_name)
+            ended = events.ended(record, room_name, reason, datetime.now(UTC))
+            await self._outbox.emit(ended)
         if not room_gone:
             await self._delete(room_name)
         await self._admission.release(record.session_id)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import anyio
@@ -33,11 +33,13 @@ from ..livekit.rooms import RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from ..vocabulary import end_mark_room_name, session_id_named_by
-from . import endings, idempotency, lifecycle, listing, time_limits
+from . import endings, events, idempotency, lifecycle, listing, time_limits
 from .admission import Admission
 from .agent_wait import AgentArrivals, AgentWait, JoinedAgent, WaitedSession
 from .agent_watch import AgentWatch
 from .closer import SessionCloser
+from .event_outbox import EventOutbox
+from .events import FailureReason
 from .lifecycle import SessionState
 from .listing import SessionFilter, SessionPage
 from .observations import Observations
@@ -98,8 +100,10 @@ class SessionService:
         background: anyio.abc.TaskGroup,
         metrics: Metrics,
         admission: Admission,
+        outbox: EventOutbox,
     ) -> None:
         self._settings = settings
+        self.outbox = self._outbox = outbox
         self._prefix = self.prefix = settings.room_prefix
         self._metrics = metrics
         self._rooms = rooms = livekit.rooms
@@ -109,7 +113,9 @@ class SessionService:
         self._session_ids = idempotency.SessionIds(settings.livekit_api_secret)
         self.rooms = rooms
         self.admission = self._admission = admission
-        self.closer = SessionCloser(rooms, self._prefix, metrics, settings.token_ttl_s, admission)
+        self.closer = SessionCloser(
+            rooms, self._prefix, metrics, settings.token_ttl_s, admission, outbox
+        )
         self.observations = Observations(rooms, self._prefix)
         self.arrivals = AgentArrivals()
         self._agent_wait = AgentWait(rooms, self._dispatches.list_dispatch, self.arrivals)
@@ -139,12 +145,18 @@ class SessionService:
             with anyio.fail_after(wait_s):
                 return await self._agent_wait.until_joined(self._waited(record))
         except TimeoutError:
-            await self.closer.close(record, "agent_failed")
+            await self._fail(record, "agent_timeout")
             detail = f"The agent {record.agent_id!r} did not join within {wait_s:g} s"
             raise AgentTimeout(f"{detail}; the session was ended") from None
         except AgentUnavailable:
-            await self.closer.close(record, "agent_failed")
+            await self._fail(record, "agent_unavailable")
             raise
+
+    async def _fail(self, record: SessionRecord, reason: FailureReason) -> None:
+        # Before the end: the app learns why the create failed, then that the session ended.
+        room_name = record.room_name(self._prefix)
+        await self._outbox.emit(events.failed(record, room_name, reason, datetime.now(UTC)))
+        await self.closer.close(record, "agent_failed")
 
     async def issue_token(self, caller: Caller, ask: TokenAsk) -> IssuedToken:
         """A join token whose room LiveKit creates on first join; no call to LiveKit."""
@@ -199,6 +211,7 @@ class SessionService:
         token = await self._sign_for(record, room_config, record.created_at)
         await self._create_room_or_clean_up(room_config)
         self._metrics.sessions_created.inc()
+        await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
 
@@ -217,6 +230,8 @@ class SessionService:
         room = await self._rooms.create(create_room_request(room_config))
         idempotency.check_created(room, self._prefix, record)
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
+        if first:  # a replay is the same session: it was announced when it was created
+            await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
 
@@ -348,10 +363,14 @@ def create_room_request(config: api.RoomConfiguration) -> api.CreateRoomRequest:
 
 @asynccontextmanager
 async def open_session_service(
-    settings: Settings, livekit: LiveKit, metrics: Metrics, admission: Admission
+    settings: Settings,
+    livekit: LiveKit,
+    metrics: Metrics,
+    admission: Admission,
+    outbox: EventOutbox,
 ) -> AsyncIterator[SessionService]:
     """The service, with a task group of its own for clean-ups that outlive a request."""
     async with anyio.create_task_group() as background:
-        yield SessionService(settings, livekit, background, metrics, admission)
+        yield SessionService(settings, livekit, background, metrics, admission, outbox)
         # Clean-ups under way get a moment to finish; retries past it would hold the shutdown.
         background.cancel_scope.deadline = anyio.current_time() + CLEAN_UP_AT_EXIT_S

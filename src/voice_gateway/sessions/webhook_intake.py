@@ -2,8 +2,8 @@
 and logged, and followed: a session room that started after its session ended is deleted
 (endings.py); participants joining and leaving are observed (observations.py), an agent leaving
 sets its return deadline (agent_watch.py), and a room LiveKit closed by itself ends its session for
-the reason its timeouts name (lifecycle.py). The signature is checked first, in
-`livekit/webhooks.py`."""
+the reason its timeouts name (lifecycle.py). The agent's and the user's joins and leaves become
+session events for the app (events.py). The signature is checked first, in `livekit/webhooks.py`."""
 
 from __future__ import annotations
 
@@ -16,8 +16,16 @@ from livekit import api
 from ..errors import GatewayError
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
-from . import endings
-from .lifecycle import AGENT, reason_livekit_closed, seen_joining, seen_leaving, started_at
+from . import endings, events
+from .events import SessionEvent
+from .lifecycle import (
+    AGENT,
+    joined_at,
+    reason_livekit_closed,
+    seen_joining,
+    seen_leaving,
+    started_at,
+)
 from .observations import Change
 from .record import Observed, SessionRecord, record_of
 from .service import SessionService
@@ -65,6 +73,7 @@ class WebhookIntake:
         self._rooms = sessions.rooms
         self._prefix = prefix
         self._metrics = metrics
+        self._outbox = sessions.outbox
 
     async def receive(self, body: bytes, authorization: str | None) -> ReceivedEvent:
         event = await self._inbox.receive(body, authorization)
@@ -93,13 +102,20 @@ class WebhookIntake:
         elif record is None:
             return
         elif event.event == "participant_joined":
+            await self._emit(events.participant_joined(record, event, joined_at(event.participant)))
             await self._joined(event.room, event.participant)
         elif event.event in ("participant_left", "participant_connection_aborted"):
             # Now, not the event's whole-second time: a deadline never comes early.
-            await self._left(event.room, event.participant, datetime.now(UTC))
+            now = datetime.now(UTC)
+            await self._emit(events.participant_left(record, event, now))
+            await self._left(event.room, event.participant, now)
         elif event.event == "room_finished":
             reason = reason_livekit_closed(record, _time_of(event))
             await self._sessions.closer.close(record, reason, room_gone=True)
+
+    async def _emit(self, event: SessionEvent | None) -> None:
+        if event is not None:  # None: a participant that is neither the agent nor the user
+            await self._outbox.emit(event)
 
     async def _started(self, room: api.Room, record: SessionRecord | None) -> None:
         if await endings.is_over(self._rooms, self._prefix, room):

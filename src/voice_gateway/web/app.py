@@ -21,6 +21,7 @@ from ..ops.loop_lag import watch_loop_lag
 from ..ops.metrics import Metrics
 from ..ops.readiness import Readiness
 from ..sessions.admission import open_admission
+from ..sessions.event_outbox import open_event_outbox
 from ..sessions.reaper import ExpiryReaper, sweep_forever
 from ..sessions.service import open_session_service
 from ..sessions.webhook_intake import WebhookIntake
@@ -92,7 +93,9 @@ async def lifespan(
         open_access_control(settings) as access,
         open_livekit(settings, metrics) as livekit,
         open_admission(settings, metrics) as admission,
-        open_session_service(settings, livekit, metrics, admission) as sessions,
+        # Before the sessions, so it closes after them: ends during shutdown still send events.
+        open_event_outbox(settings, metrics, drain) as outbox,
+        open_session_service(settings, livekit, metrics, admission, outbox) as sessions,
         anyio.create_task_group() as background,
     ):
         reaper = ExpiryReaper(sessions, metrics)

@@ -1,0 +1,120 @@
+"""Where session events wait to be delivered: one small interface, `EventQueue`, and its in-memory
+form for one replica and development.
+
+A `Delivery` is one event for one receiver URL, so a receiver that is down holds back only its
+own deliveries. The interface is what a Redis Stream gives (the next slice): `append` before the
+action that caused the event is answered (XADD), `claim` to hand deliveries to this replica's
+sender (XREADGROUP, and XAUTOCLAIM for what a dead replica held), `ack` once delivered (XACK),
+`dead_letter` once retrying is over (a second stream), `abandon` at shutdown (memory: what is
+lost; a stream: nothing, another replica or the restart claims it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+
+from .events import SessionEvent
+
+MEMORY_QUEUE_SIZE = 10_000  # deliveries pending at once; past it new events are dropped
+DEAD_LETTERS_KEPT = 1_000  # the latest dead deliveries, for an operator to look at
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event: SessionEvent
+    url: str
+    queued_at: float = field(default_factory=time.time)  # wall clock: it may cross replicas
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.event.id, self.url)
+
+
+class EventQueueFull(Exception):
+    """The queue holds as many deliveries as it may: the event is not queued."""
+
+
+class EventQueue(Protocol):
+    async def append(self, deliveries: list[Delivery]) -> None:
+        """Hold `deliveries` until acknowledged or dead; raises EventQueueFull."""
+
+    async def claim(self) -> list[Delivery]:
+        """Deliveries for this replica to send, each handed out once; waits until there are."""
+
+    async def ack(self, delivery: Delivery) -> None: ...
+
+    async def dead_letter(self, delivery: Delivery, error: str) -> None: ...
+
+    async def wait_until_empty(self) -> None:
+        """Until nothing this replica holds still needs it (a durable queue: at once)."""
+
+    def abandon(self) -> list[Delivery]:
+        """At shutdown: the deliveries that are lost with this process."""
+
+    def depth(self) -> int: ...
+
+    def oldest_queued_at(self) -> float | None: ...
+
+
+class MemoryEventQueue:
+    """Bounded, in this process: what is pending when it stops is lost (counted as dropped)."""
+
+    def __init__(self, size: int = MEMORY_QUEUE_SIZE) -> None:
+        self._size = size
+        self._pending: dict[tuple[str, str], Delivery] = {}  # in the order they were queued
+        self._unclaimed: deque[Delivery] = deque()
+        self._arrived = anyio.Event()
+        self._emptied = anyio.Event()
+        self.dead: deque[tuple[Delivery, str]] = deque(maxlen=DEAD_LETTERS_KEPT)
+
+    async def append(self, deliveries: list[Delivery]) -> None:
+        if len(self._pending) + len(deliveries) > self._size:
+            raise EventQueueFull(f"{len(self._pending)} deliveries pending")
+        for delivery in deliveries:
+            if delivery.key not in self._pending:  # the same event twice is one delivery
+                self._pending[delivery.key] = delivery
+                self._unclaimed.append(delivery)
+        self._arrived.set()
+
+    async def claim(self) -> list[Delivery]:
+        while not self._unclaimed:
+            await self._arrived.wait()
+            self._arrived = anyio.Event()
+        claimed = list(self._unclaimed)
+        self._unclaimed.clear()
+        return claimed
+
+    async def ack(self, delivery: Delivery) -> None:
+        self._forget(delivery)
+
+    async def dead_letter(self, delivery: Delivery, error: str) -> None:
+        self.dead.append((delivery, error))
+        self._forget(delivery)
+
+    async def wait_until_empty(self) -> None:
+        while self._pending:
+            await self._emptied.wait()
+            self._emptied = anyio.Event()
+
+    def abandon(self) -> list[Delivery]:
+        lost = list(self._pending.values())
+        self._pending.clear()
+        self._unclaimed.clear()
+        return lost
+
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def oldest_queued_at(self) -> float | None:
+        oldest = next(iter(self._pending.values()), None)
+        return oldest.queued_at if oldest else None
+
+    def _forget(self, delivery: Delivery) -> None:
+        self._pending.pop(delivery.key, None)
+        if not self._pending:
+            self._emptied.set()
