@@ -1,0 +1,70 @@
+"""Session events from a real session: the real server's webhooks, the example agent and a WebRTC
+user, delivered to a receiver that verifies them with the `standardwebhooks` library."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.event_receiver import EVENTS_SECRET, EventReceiver
+from tests.support.gateway import create_session, serving
+from tests.support.polling import wait_until
+from tests.support.real_stack import AGENT_NAME, RealStack
+from tests.support.rtc_user import joined_user
+
+pytestmark = pytest.mark.slow
+NO_WORKER = "absent-agent"  # a name no worker serves: its dispatch never gets a job
+
+
+async def test_a_real_session_sends_every_event_in_order(real_stack: RealStack) -> None:
+    receiver = EventReceiver()
+    async with (
+        serving(receiver) as receiver_url,
+        real_stack.gateway(
+            solo_timeout_s=2, events_url=[receiver_url], events_secret=EVENTS_SECRET
+        ) as gateway,
+    ):
+        session = (await create_session(gateway, agent_id=AGENT_NAME)).json()
+        sid = session["session_id"]
+        await real_stack.wait_for_agent_in(session["room_name"], timeout_s=10)
+        async with joined_user(session["livekit_url"], session["token"]) as user:
+            await user.hear_agent(timeout_s=10)
+        await wait_until(lambda: "session.ended" in receiver.types_of(sid), timeout_s=15)
+        await wait_until(lambda: "session.agent_left" in receiver.types_of(sid), timeout_s=5)
+
+    types = receiver.types_of(sid)
+    assert types[:4] == [
+        "session.created",
+        "session.agent_joined",
+        "session.user_joined",
+        "session.user_left",
+    ]
+    assert sorted(types[4:]) == ["session.agent_left", "session.ended"]
+    sequences = [event.data["sequence"] for event in receiver.of_session(sid)]
+    assert sequences == sorted(sequences)
+    by_type = {event.type: event.data for event in receiver.of_session(sid)}
+    assert by_type["session.ended"]["end_reason"] == "user_left"
+    assert by_type["session.user_left"]["participant"]["disconnect_reason"] == "CLIENT_INITIATED"
+    assert by_type["session.agent_joined"]["participant"]["kind"] == "AGENT"
+    assert receiver.unverified == 0
+
+
+async def test_a_create_whose_agent_never_comes_sends_failed(real_stack: RealStack) -> None:
+    receiver = EventReceiver()
+    async with (
+        serving(receiver) as receiver_url,
+        real_stack.gateway(
+            agent_wait_s=1,
+            allowed_agents=[AGENT_NAME, NO_WORKER],
+            events_url=[receiver_url],
+            events_secret=EVENTS_SECRET,
+        ) as gateway,
+    ):
+        refused = await create_session(gateway, agent_id=NO_WORKER, wait_for_agent=True)
+        await wait_until(lambda: "session.ended" in [e.type for e in receiver.received])
+
+    assert refused.status_code == 504
+    assert [e.type for e in receiver.received] == [
+        "session.created",
+        "session.failed",
+        "session.ended",
+    ]
