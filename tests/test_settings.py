@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.support.event_receiver import EVENTS_SECRET
 from voice_gateway.settings import Settings, describe_settings_error
 
 REQUIRED: dict[str, Any] = {
@@ -104,3 +105,30 @@ def test_a_reservation_grace_longer_than_a_token_lives_is_refused() -> None:
     problem = refusal(reservation_grace_s=901)
 
     assert "VOICE_GATEWAY_RESERVATION_GRACE_S exceeds VOICE_GATEWAY_TOKEN_TTL_S" in problem
+
+
+def test_events_are_off_without_a_url_and_default_to_5_s_and_a_day() -> None:
+    settings = Settings(**REQUIRED)
+
+    assert not settings.events_configured
+    assert (settings.events_timeout_s, settings.events_retry_for_s) == (5, 86400)
+
+
+def test_a_url_without_a_secret_is_refused() -> None:
+    assert "VOICE_GATEWAY_EVENTS_SECRET must be set" in refusal(events_url="http://app/events")
+
+
+def test_a_secret_that_is_not_whsec_is_refused_without_echoing_it() -> None:
+    problem = refusal(events_url="http://app/events", events_secret="hunter2-hunter2")
+
+    assert "VOICE_GATEWAY_EVENTS_SECRET is invalid" in problem
+    assert "hunter2" not in problem
+
+
+def test_several_urls_are_comma_separated_and_must_be_http() -> None:
+    settings = Settings(
+        **REQUIRED, events_url="http://a/e, https://b/e", events_secret=EVENTS_SECRET
+    )
+
+    assert settings.events_url == ["http://a/e", "https://b/e"]
+    assert "VOICE_GATEWAY_EVENTS_URL" in refusal(events_url="ftp://a", events_secret=EVENTS_SECRET)

@@ -15,7 +15,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.support.event_receiver import EVENTS_SECRET, EventReceiver
+from tests.support.event_receiver import EVENTS_SECRET, EventReceiver, Received
 from tests.support.gateway import create_session, make_settings, metric, serving, serving_gateway
 from tests.support.polling import poll_until, wait_until
 from tests.support.processes import free_port
@@ -66,17 +66,22 @@ async def go_through_every_step(standin: StandIn, client: httpx.AsyncClient) -> 
     return session
 
 
-async def test_a_session_sends_every_event_from_created_to_ended(standin: StandIn) -> None:
+async def every_step_delivered(standin: StandIn) -> tuple[dict[str, Any], list[Received]]:
+    """A session gone through every step, and the events its receiver took, in arrival order."""
     standin.agents.serve("pm-agent", join_after_s=0.05)
     receiver = EventReceiver()
     async with serving(receiver) as receiver_url, gateway(standin, receiver_url) as client:
         session = await go_through_every_step(standin, client)
         sid = session["session_id"]
         await wait_until(lambda: len(receiver.of_session(sid)) == len(EVERY_STEP))
-
-    events = receiver.of_session(sid)
-    assert [event.type for event in events] == EVERY_STEP
     assert receiver.unverified == 0
+    return session, receiver.of_session(sid)
+
+
+async def test_a_session_sends_every_event_from_created_to_ended(standin: StandIn) -> None:
+    session, events = await every_step_delivered(standin)
+
+    assert [event.type for event in events] == EVERY_STEP
     for event in events:
         assert event.data["room_name"] == session["room_name"]
         assert (event.data["user_id"], event.data["agent_id"]) == ("nate", "pm-agent")
@@ -89,14 +94,9 @@ async def test_a_session_sends_every_event_from_created_to_ended(standin: StandI
 async def test_participant_events_carry_identity_kind_and_disconnect_reason(
     standin: StandIn,
 ) -> None:
-    standin.agents.serve("pm-agent", join_after_s=0.05)
-    receiver = EventReceiver()
-    async with serving(receiver) as receiver_url, gateway(standin, receiver_url) as client:
-        session = await go_through_every_step(standin, client)
-        sid = session["session_id"]
-        await wait_until(lambda: len(receiver.of_session(sid)) == len(EVERY_STEP))
+    _, events = await every_step_delivered(standin)
 
-    by_type = {event.type: event.data for event in receiver.of_session(sid)}
+    by_type = {event.type: event.data for event in events}
     user_left = by_type["session.user_left"]["participant"]
     assert (user_left["identity"], user_left["kind"]) == ("nate", "STANDARD")
     assert user_left["disconnect_reason"] is not None
@@ -107,14 +107,9 @@ async def test_participant_events_carry_identity_kind_and_disconnect_reason(
 
 
 async def test_session_ended_says_why_when_and_how_long(standin: StandIn) -> None:
-    standin.agents.serve("pm-agent", join_after_s=0.05)
-    receiver = EventReceiver()
-    async with serving(receiver) as receiver_url, gateway(standin, receiver_url) as client:
-        session = await go_through_every_step(standin, client)
-        sid = session["session_id"]
-        await wait_until(lambda: "session.ended" in receiver.types_of(sid))
+    _, events = await every_step_delivered(standin)
 
-    ended = next(e for e in receiver.of_session(sid) if e.type == "session.ended")
+    ended = events[-1]
     assert ended.data["end_reason"] == "deleted"
     assert ended.data["started_at"] is not None  # the user joined
     times = [

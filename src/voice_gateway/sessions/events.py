@@ -95,21 +95,22 @@ def participant_joined(
     record: SessionRecord, webhook: api.WebhookEvent, at: datetime
 ) -> SessionEvent | None:
     """`session.agent_joined` or `session.user_joined`; None for anyone else in the room."""
-    kind = _kind_of(record, webhook.participant)
-    if kind is None:
-        return None
-    event_type: EventType = "session.agent_joined" if kind == "agent" else "session.user_joined"
-    return _participant_event(event_type, record, webhook, at)
+    return _participant_event("joined", record, webhook, at)
 
 
 def participant_left(
     record: SessionRecord, webhook: api.WebhookEvent, at: datetime
 ) -> SessionEvent | None:
-    kind = _kind_of(record, webhook.participant)
-    if kind is None:
-        return None
-    event_type: EventType = "session.agent_left" if kind == "agent" else "session.user_left"
-    return _participant_event(event_type, record, webhook, at)
+    """`session.agent_left` or `session.user_left`; None for anyone else in the room."""
+    return _participant_event("left", record, webhook, at)
+
+
+_PARTICIPANT_EVENTS: dict[tuple[str, str], EventType] = {
+    ("agent", "joined"): "session.agent_joined",
+    ("user", "joined"): "session.user_joined",
+    ("agent", "left"): "session.agent_left",
+    ("user", "left"): "session.user_left",
+}
 
 
 def _kind_of(record: SessionRecord, participant: api.ParticipantInfo) -> str | None:
@@ -119,10 +120,14 @@ def _kind_of(record: SessionRecord, participant: api.ParticipantInfo) -> str | N
 
 
 def _participant_event(
-    event_type: EventType, record: SessionRecord, webhook: api.WebhookEvent, at: datetime
-) -> SessionEvent:
+    change: str, record: SessionRecord, webhook: api.WebhookEvent, at: datetime
+) -> SessionEvent | None:
     participant = webhook.participant
-    left = event_type.endswith("_left")
+    kind = _kind_of(record, participant)
+    if kind is None:
+        return None
+    event_type = _PARTICIPANT_EVENTS[(kind, change)]
+    left = change == "left"
     reason = api.DisconnectReason.Name(participant.disconnect_reason) if left else None
     details = {
         "participant": {
