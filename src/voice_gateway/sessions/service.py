@@ -283,8 +283,10 @@ class SessionService:
             await anyio.sleep(pause_s)
             try:
                 await self._rooms.delete(room_name)
+                logger.info("room %s of a failed create deleted", room_name)
                 return
             except RoomNotFound:
+                logger.debug("no room %s to clean up", room_name)
                 return
             except GatewayError as exc:
                 logger.info("clean-up of room %s failed (%s); trying again", room_name, exc.detail)
