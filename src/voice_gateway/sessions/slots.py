@@ -5,6 +5,7 @@ the same slots in Redis for every replica.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -135,6 +136,10 @@ class MemorySlots:
         self._held: dict[str, _Held] = {}
         self._counts: Counter[str] = Counter()
         self._ended: dict[str, float] = {}  # released session id -> until when it stays so
+        # When each slot and each end may be due, soonest first: a purge looks at what is due,
+        # not at every slot (a scan per reservation made creating a session cost O(live slots)).
+        self._held_due: list[tuple[float, str]] = []
+        self._ended_due: list[tuple[float, str]] = []
 
     async def reserve(self, slot: Slot, checks: Sequence[Check]) -> Refusal | bool:
         now = self._purged()
@@ -150,7 +155,8 @@ class MemorySlots:
     async def release(self, session_id: str) -> None:
         now = self._purged()
         self._drop(session_id)
-        self._ended[session_id] = self._lease(now)
+        self._ended[session_id] = until = self._lease(now)
+        heapq.heappush(self._ended_due, (until, session_id))
 
     async def withdraw(self, session_id: str) -> None:
         self._drop(session_id)
@@ -181,6 +187,7 @@ class MemorySlots:
     def _add(self, slot: Slot, held: _Held) -> None:
         self._held[slot.session_id] = held
         self._counts.update(held.scopes)
+        heapq.heappush(self._held_due, (held.expires_at, slot.session_id))
 
     def _drop(self, session_id: str) -> None:
         held = self._held.pop(session_id, None)
@@ -190,9 +197,17 @@ class MemorySlots:
     def _purged(self) -> float:
         """Now, once the slots and end marks whose time is up are gone."""
         now = self._clock()
-        for session_id in [s for s, held in self._held.items() if held.expires_at <= now]:
-            self._drop(session_id)
-        self._ended = {s: until for s, until in self._ended.items() if until > now}
+        while self._held_due and self._held_due[0][0] <= now:
+            _, session_id = heapq.heappop(self._held_due)
+            held = self._held.get(session_id)
+            if held is not None and held.expires_at <= now:
+                self._drop(session_id)
+            elif held is not None:  # a listing extended it since: due later
+                heapq.heappush(self._held_due, (held.expires_at, session_id))
+        while self._ended_due and self._ended_due[0][0] <= now:
+            _, session_id = heapq.heappop(self._ended_due)
+            if self._ended.get(session_id, now + 1) <= now:
+                del self._ended[session_id]
         return now
 
     def _lease(self, now: float) -> float:
