@@ -8,6 +8,7 @@ import anyio
 import httpx
 
 from tests.support.gateway import create_session, make_settings, running_gateway
+from tests.support.polling import wait_until
 from voice_gateway.standin import StandIn
 
 
@@ -99,10 +100,7 @@ async def test_a_room_created_past_the_deadline_is_deleted_again(standin: StandI
         response = await create_session(client, user_id="orphan-check")
         standin.clear_faults()
         assert response.status_code == 504
-        with anyio.fail_after(3):
-            # The stand-in runs on another thread and loop: poll it.
-            while any("_orphan-check_" in name for name in standin.rooms):  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+        await wait_until(lambda: not _rooms_of(standin, "orphan-check"), timeout_s=3)
 
 
 async def test_a_clean_up_livekit_refused_is_tried_again_once_it_answers(standin: StandIn) -> None:
@@ -115,9 +113,11 @@ async def test_a_clean_up_livekit_refused_is_tried_again_once_it_answers(standin
         await anyio.sleep(1)  # the first tries are refused
         standin.accept_connections()
         assert response.status_code == 504
-        with anyio.fail_after(5):
-            while any("_orphan-retry_" in name for name in standin.rooms):  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+        await wait_until(lambda: not _rooms_of(standin, "orphan-retry"), timeout_s=5)
+
+
+def _rooms_of(standin: StandIn, user_id: str) -> list[str]:
+    return [name for name in standin.rooms if f"_{user_id}_" in name]
 
 
 async def test_concurrent_sessions_overlap_while_livekit_is_slow(standin: StandIn) -> None:

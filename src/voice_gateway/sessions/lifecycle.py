@@ -22,16 +22,21 @@ def is_the_user(record: SessionRecord, participant: api.ParticipantInfo) -> bool
     return participant.kind != AGENT and participant.identity == record.user_id
 
 
-def reported_join_time(participant: api.ParticipantInfo) -> datetime | None:
-    """When LiveKit says the participant joined; None when it says nothing, or a time no
-    datetime holds (a broken clock, a field of garbage)."""
-    seconds = participant.joined_at_ms / 1000 or participant.joined_at
-    if not seconds:
+def livekit_time(milliseconds: int, seconds: int) -> datetime | None:
+    """A time LiveKit gives in both resolutions (the finer one preferred); None when it says
+    nothing, or a time no datetime holds (a broken clock, a field of garbage)."""
+    timestamp = milliseconds / 1000 or seconds
+    if not timestamp:
         return None
     try:
-        return datetime.fromtimestamp(seconds, UTC)
+        return datetime.fromtimestamp(timestamp, UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def reported_join_time(participant: api.ParticipantInfo) -> datetime | None:
+    """When LiveKit says the participant joined, if it says so sanely."""
+    return livekit_time(participant.joined_at_ms, participant.joined_at)
 
 
 def joined_at(participant: api.ParticipantInfo) -> datetime:
@@ -84,8 +89,7 @@ def reason_livekit_closed(record: SessionRecord, closed_at: datetime) -> EndReas
 def started_at(room: api.Room) -> datetime:
     """When LiveKit created the room: a token session's room starts at its first join, which
     may be long after the token (and the record) was made."""
-    seconds = room.creation_time_ms / 1000 or room.creation_time
-    return datetime.fromtimestamp(seconds, UTC) if seconds else datetime.now(UTC)
+    return livekit_time(room.creation_time_ms, room.creation_time) or datetime.now(UTC)
 
 
 def agent_due_at(
