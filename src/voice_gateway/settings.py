@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     events_secret: SecretStr | None = None
     events_timeout_s: float = Field(5.0, gt=0, le=60)
     events_retry_for_s: float = Field(24 * 3600.0, gt=0, le=7 * 24 * 3600)
+    # The longest wait between two attempts of one event (the backoff's cap, and Retry-After's).
+    events_retry_max_s: float = Field(600.0, gt=0, le=3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod

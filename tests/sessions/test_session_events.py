@@ -6,64 +6,20 @@ tests/e2e/test_session_events.py."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
-from tests.support.event_receiver import EVENTS_SECRET, EventReceiver, Received
-from tests.support.gateway import create_session, make_settings, metric, serving, serving_gateway
+from tests.support.event_gateway import EVERY_STEP, gateway, go_through_every_step
+from tests.support.event_receiver import EventReceiver, Received
+from tests.support.gateway import create_session, metric, serving
 from tests.support.polling import poll_until, wait_until
 from tests.support.processes import free_port
 from voice_gateway.standin import StandIn
 
-WEBHOOK = "/api/voice/webhook"
-EVERY_STEP = [
-    "session.created",
-    "session.agent_joined",
-    "session.user_joined",
-    "session.user_left",
-    "session.agent_left",
-    "session.ended",
-]
-
 pytestmark = pytest.mark.usefixtures("webhooks_off_afterwards")
-
-
-@asynccontextmanager
-async def gateway(
-    standin: StandIn, receiver_url: str, **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    # A short grace: what a dead receiver leaves pending would hold the shutdown for all of it.
-    values = {
-        "events_url": [receiver_url],
-        "events_secret": EVENTS_SECRET,
-        "shutdown_grace_s": 2,
-        "shutdown_delay_s": 0,
-    } | overrides
-    async with serving_gateway(make_settings(standin, **values)) as url:
-        standin.set_webhook_urls([f"{url}{WEBHOOK}"])
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            yield client
-
-
-async def go_through_every_step(standin: StandIn, client: httpx.AsyncClient) -> dict[str, Any]:
-    """A session whose agent and user join and leave, then is ended: its room name and id."""
-    session: dict[str, Any] = (await create_session(client)).json()
-    room = session["room_name"]
-    await wait_until(lambda: len(standin.list_participants(room)) == 1)  # the agent
-    standin.join(session["token"])
-    await anyio.sleep(0.2)  # each webhook heard before the next step
-    standin.remove_participant(room, "nate")
-    await anyio.sleep(0.2)
-    standin.agents.leave(room)
-    await anyio.sleep(0.2)
-    assert (await client.delete(f"/api/voice/session/{room}")).status_code == 204
-    return session
 
 
 async def every_step_delivered(standin: StandIn) -> tuple[dict[str, Any], list[Received]]:

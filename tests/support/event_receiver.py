@@ -5,6 +5,7 @@ by a real uvicorn on loopback (`serving` in tests/support/gateway.py)."""
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,11 @@ class EventReceiver:
     status: int = 204  # what it answers a verified event with
     hold: anyio.Event | None = None  # when set: every request waits for it before answering
     failing_session: str | None = None  # this session's events are answered 503
+    script: list[int] = field(default_factory=list)  # the next answers, before `status` again
+    retry_after: str | None = None  # sent with every answer that is not a 2xx
     received: list[Received] = field(default_factory=list)  # taken (2xx), in arrival order
     attempted_ids: list[str] = field(default_factory=list)  # every verified request's id
+    attempted_at: list[float] = field(default_factory=list)  # and when it came (monotonic)
     unverified: int = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,10 +59,18 @@ class EventReceiver:
             await _answer(send, 401)
             return
         self.attempted_ids.append(headers["webhook-id"])
-        status = 503 if payload["data"]["session_id"] == self.failing_session else self.status
+        self.attempted_at.append(time.monotonic())
+        status = self._status_for(payload)
         if 200 <= status < 300:
             self.received.append(Received(headers["webhook-id"], payload))
-        await _answer(send, status)
+            await _answer(send, status)
+        else:
+            await _answer(send, status, self.retry_after)
+
+    def _status_for(self, payload: dict[str, Any]) -> int:
+        if payload["data"]["session_id"] == self.failing_session:
+            return 503
+        return self.script.pop(0) if self.script else self.status
 
     def of_session(self, session_id: str) -> list[Received]:
         return [event for event in self.received if event.data["session_id"] == session_id]
@@ -82,6 +94,7 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": []})
+async def _answer(send: Send, status: int, retry_after: str | None = None) -> None:
+    headers = [(b"retry-after", retry_after.encode())] if retry_after else []
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b""})

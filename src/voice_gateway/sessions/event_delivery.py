@@ -4,8 +4,8 @@ never in a request's path.
 At least once: a delivery is acknowledged only after a 2xx. A non-2xx, a timeout or a refused
 connection is retried after an exponential backoff with jitter, for
 `VOICE_GATEWAY_EVENTS_RETRY_FOR_S` since the event was queued; then it is dead-lettered (kept,
-counted, logged once). Every 4xx is retried as well: a receiver being deployed or misconfigured
-answers 404 or 401 for a while, and the app would rather have its events late than never.
+counted, logged once). What each answer means (410 dead-letters at once, `Retry-After` is
+honoured, every other 4xx is retried) is receiver_answers.py's.
 
 Each (receiver, session) pair is a lane of its own, delivered in `sequence` order, one at a time:
 a session whose receiver keeps failing waits in its lane and holds back no other session.
@@ -30,6 +30,7 @@ from standardwebhooks.webhooks import Webhook
 
 from ..ops.metrics import Metrics
 from .event_queue import Delivery, EventQueue
+from .receiver_answers import Refusal, refusal_of
 
 logger = logging.getLogger("voice_gateway.events")  # pinned: logs know it by this name
 
@@ -38,11 +39,19 @@ LONGEST_RETRY_S = 600.0  # at worst every 10 minutes, however long the receiver 
 SENDS_AT_ONCE = 64  # requests in flight to receivers, over all lanes
 
 
-def retry_delay_s(attempt: int) -> float:
+def retry_delay_s(attempt: int, longest_s: float = LONGEST_RETRY_S) -> float:
     """Exponential from FIRST_RETRY_S, capped; full jitter over its upper half, so replicas and
     sessions failing together do not retry together."""
-    ceiling = min(LONGEST_RETRY_S, FIRST_RETRY_S * 2.0**attempt)
+    ceiling = min(longest_s, FIRST_RETRY_S * 2.0**attempt)
     return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - spreads retries, not a secret
+
+
+def delay_for(refusal: Refusal, attempt: int, longest_s: float) -> float:
+    """The backoff, or the receiver's `Retry-After` when later, never past `longest_s`."""
+    backoff = retry_delay_s(attempt, longest_s)
+    if refusal.retry_after_s is None:
+        return backoff
+    return max(backoff, min(refusal.retry_after_s, longest_s))
 
 
 class Lane:
@@ -67,12 +76,14 @@ class EventDelivery:
         signer: Webhook,
         metrics: Metrics,
         retry_for_s: float,
+        retry_max_s: float = LONGEST_RETRY_S,
     ) -> None:
         self._queue = queue
         self._client = client
         self._signer = signer
         self._metrics = metrics
         self._retry_for_s = retry_for_s
+        self._retry_max_s = retry_max_s
         self._lanes: dict[tuple[str, str], Lane] = {}
         self._sending = anyio.CapacityLimiter(SENDS_AT_ONCE)
 
@@ -98,10 +109,15 @@ class EventDelivery:
 
     async def _deliver(self, delivery: Delivery) -> None:
         event_type, attempt = delivery.event.type, 0
-        while (error := await self._attempt(delivery)) is not None:
-            delay_s = retry_delay_s(attempt)
+        while (refusal := await self._attempt(delivery)) is not None:
+            if refusal.final:
+                await self._dead(delivery, refusal.error, "at once")
+                return
+            delay_s = delay_for(refusal, attempt, self._retry_max_s)
             if time.time() + delay_s - delivery.queued_at > self._retry_for_s:
-                await self._dead(delivery, error)
+                await self._dead(
+                    delivery, refusal.error, f"after {self._retry_for_s:g} s of retries"
+                )
                 return
             self._metrics.events.labels(event_type, "retried").inc()
             await anyio.sleep(delay_s)
@@ -110,7 +126,7 @@ class EventDelivery:
         self._metrics.events.labels(event_type, "delivered").inc()
         self._metrics.event_delivery_latency.observe(time.time() - delivery.queued_at)
 
-    async def _attempt(self, delivery: Delivery) -> str | None:
+    async def _attempt(self, delivery: Delivery) -> Refusal | None:
         """None when the receiver took the event; else why not."""
         body = delivery.event.body()
         async with self._sending:
@@ -119,8 +135,8 @@ class EventDelivery:
                     delivery.url, content=body, headers=self._headers(delivery, body)
                 )
             except httpx.HTTPError as exc:  # refused, reset, timed out
-                return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return None if response.is_success else f"HTTP {response.status_code}"
+                return Refusal(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        return refusal_of(response)
 
     def _headers(self, delivery: Delivery, body: str) -> dict[str, str]:
         now = datetime.now(UTC)
@@ -132,15 +148,15 @@ class EventDelivery:
             "webhook-signature": self._signer.sign(event_id, now, body),
         }
 
-    async def _dead(self, delivery: Delivery, error: str) -> None:
+    async def _dead(self, delivery: Delivery, error: str, when: str) -> None:
         await self._queue.dead_letter(delivery, error)
         self._metrics.events.labels(delivery.event.type, "dead").inc()
         logger.error(
-            "event %s (%s of session %s) dead-lettered after %g s of retries to %s: %s",
+            "event %s (%s of session %s) dead-lettered %s to %s: %s",
             delivery.event.id,
             delivery.event.type,
             delivery.event.session_id,
-            self._retry_for_s,
+            when,
             receiver_of(delivery.url),
             error,
         )

@@ -72,7 +72,14 @@ async def open_event_outbox(
         httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
         anyio.create_task_group() as sending,
     ):
-        delivery = EventDelivery(queue, client, signer, metrics, settings.events_retry_for_s)
+        delivery = EventDelivery(
+            queue,
+            client,
+            signer,
+            metrics,
+            settings.events_retry_for_s,
+            settings.events_retry_max_s,
+        )
         sending.start_soon(delivery.run)
         yield EventOutbox(queue, settings.events_url, metrics)
         with anyio.move_on_after(drain.seconds_left(settings.shutdown_grace_s)):
