@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 
+from tests.support.event_receiver import RECEIVERS
 from tests.support.gateway import make_settings, running_gateway
 from tests.support.identity_provider import JWKS_URL, jwks, signing_key
 from tests.support.keys import API_KEY, API_SECRET
@@ -49,6 +50,17 @@ def _fresh_standin(standin: StandIn) -> Iterator[None]:
     # overdue: agent_watch.py), counted in that test's metrics.
     for room in standin.state.store.list_rooms():
         standin.state.store.delete_room(room.name)
+
+
+@pytest.fixture(autouse=True)
+def _events_match_their_schemas() -> Iterator[None]:
+    """Every event any receiver of the test was sent matches its type's JSON Schema
+    (docs/events/schemas/): the published shapes are held to what is actually sent."""
+    RECEIVERS.clear()
+    yield
+    off_schema = [error for receiver in RECEIVERS for error in receiver.off_schema]
+    RECEIVERS.clear()
+    assert off_schema == [], off_schema
 
 
 @pytest.fixture(scope="module")

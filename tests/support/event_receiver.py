@@ -1,6 +1,9 @@
 """The app's side of session events: a receiver that verifies every request with the
 `standardwebhooks` library, as an app would, and keeps what it was sent. A plain ASGI app, served
-by a real uvicorn on loopback (`serving` in tests/support/gateway.py)."""
+by a real uvicorn on loopback (`serving` in tests/support/gateway.py).
+
+Every event it is sent is also checked against its type's published JSON Schema; an autouse
+fixture (tests/conftest.py) fails a test whose receivers were sent an event that does not match."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from typing import Any
 import anyio
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.types import Receive, Scope, Send
+
+from tests.support.event_schemas import schema_errors
 
 EVENTS_SECRET = "whsec_" + base64.b64encode(b"a test key of at least 24 bytes!").decode()
 
@@ -43,6 +48,10 @@ class EventReceiver:
     attempted_ids: list[str] = field(default_factory=list)  # every verified request's id
     attempted_at: list[float] = field(default_factory=list)  # and when it came (monotonic)
     unverified: int = 0
+    off_schema: list[str] = field(default_factory=list)  # what the schemas found wrong
+
+    def __post_init__(self) -> None:
+        RECEIVERS.append(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -60,6 +69,7 @@ class EventReceiver:
             return
         self.attempted_ids.append(headers["webhook-id"])
         self.attempted_at.append(time.monotonic())
+        self.off_schema.extend(schema_errors(payload))
         status = self._status_for(payload)
         if 200 <= status < 300:
             self.received.append(Received(headers["webhook-id"], payload))
@@ -77,6 +87,9 @@ class EventReceiver:
 
     def types_of(self, session_id: str) -> list[str]:
         return [event.type for event in self.of_session(session_id)]
+
+
+RECEIVERS: list[EventReceiver] = []  # those made by the running test (tests/conftest.py)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
