@@ -11,7 +11,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run run-livekit test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke bench-lifecycle install uv
+.PHONY: run run-livekit test test-fast test-deps livekit-server lint format typecheck check bench bench-smoke bench-lifecycle bench-events install uv
 
 uv: $(UV)
 
@@ -84,3 +84,7 @@ bench-smoke: install
 ## at 100 and 1,000 live sessions (the stand-in); ~8 minutes. Not part of `make test`.
 bench-lifecycle: install
 	$(UV) run python -m bench.lifecycle
+
+## 1,000 session events queued at once, timed until all are delivered (the stand-in); ~1 minute.
+bench-events: install
+	$(UV) run python -m bench.event_burst
