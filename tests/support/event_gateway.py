@@ -28,9 +28,10 @@ EVERY_STEP = [
 
 @asynccontextmanager
 async def gateway(
-    standin: StandIn, receiver_url: str, **overrides: Any
+    standin: StandIn, receiver_url: str, *, webhooks: bool = True, **overrides: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A test using it also uses the `webhooks_off_afterwards` fixture."""
+    """With `webhooks`, the stand-in's go to it: a test using that also uses the
+    `webhooks_off_afterwards` fixture."""
     # A short grace: what a dead receiver leaves pending would hold the shutdown for all of it.
     values = {
         "events_url": [receiver_url],
@@ -39,7 +40,8 @@ async def gateway(
         "shutdown_delay_s": 0,
     } | overrides
     async with serving_gateway(make_settings(standin, **values)) as url:
-        standin.set_webhook_urls([f"{url}{WEBHOOK}"])
+        if webhooks:
+            standin.set_webhook_urls([f"{url}{WEBHOOK}"])
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             yield client
 

@@ -7,6 +7,9 @@ timer for when the agent is due. Certain: the sweep checks every session whose a
 what was observed (reaper.py), so a lost webhook or a restarted replica delays an end, never
 loses it. Only an overdue session costs a call (ListParticipants), and several replicas ending
 the same session end it once (closer.py).
+
+What it finds that no webhook reported (an agent there after all, or gone) it observes and sends
+as the `session.agent_joined` / `session.agent_left` event the lost webhook would have made.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from livekit import api
 
 from ..errors import GatewayError
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
+from . import events
 from .closer import SessionCloser
+from .event_outbox import EventOutbox
 from .lifecycle import AGENT, agent_due_at, seen_joining, started_at
 from .observations import Change, Observations
 from .record import Observed, SessionRecord
@@ -38,8 +43,10 @@ class AgentWatch:
         closer: SessionCloser,
         timeout_s: int,
         prefix: str,
+        outbox: EventOutbox,
     ) -> None:
         self._rooms = rooms
+        self._outbox = outbox
         self._observations = observations
         self._closer = closer
         self._timeout_s = timeout_s
@@ -96,8 +103,11 @@ class AgentWatch:
         agent = next((p for p in participants if p.kind == AGENT), None)
         if agent is None:
             await self._closer.close(record, "agent_failed")
-        else:  # there after all, its webhook lost: say so, so it is not checked again
-            await self._observations.update(room_name, _joined(agent))
+            return
+        # There after all, its webhook lost: say so, so it is not checked again.
+        noticed = await self._observations.changed(room_name, _joined(agent))
+        if noticed is not None and (joined := events.joined_unreported(noticed, room_name, agent)):
+            await self._outbox.emit(joined)
 
     async def check_still_there(self, record: SessionRecord, room_started_at: datetime) -> None:
         """For an agent seen in the room: if LiveKit no longer lists it, it left unreported
@@ -105,8 +115,11 @@ class AgentWatch:
         room_name = record.room_name(self._prefix)
         participants = await self._rooms.participants(room_name)
         if participants and not any(p.kind == AGENT for p in participants):
-            left = await self._observations.update(room_name, _left_unseen)
-            if left is not None:
+            left = await self._observations.changed(room_name, _left_unseen)
+            if left is not None and left.observed.agent_left_at is not None:
+                at = left.observed.agent_left_at
+                if gone := events.left_unreported(left, room_name, "agent", at, None):
+                    await self._outbox.emit(gone)
                 self.watch(left, room_started_at)
 
     async def _next_due(self) -> list[str]:

@@ -11,7 +11,9 @@ LiveKit had closed the room already, and also when the session had ended before:
 slot already free changes nothing, so a second end path reaching the session is harmless.
 
 `session.ended` is emitted here and only here: by the one attempt that ended the session, so
-every end, whatever path reached it, sends exactly one.
+every end, whatever path reached it, sends exactly one. Just before it, a `session.user_left` /
+`session.agent_left` for whoever was last observed in the room: LiveKit reports those leaves once
+the room is gone, when the webhook intake no longer sends events for it (webhook_intake.py).
 """
 
 from __future__ import annotations
@@ -63,12 +65,22 @@ class SessionCloser:
         if ended_here:  # counted now: should the delete fail, a retry finds the mark made
             self._metrics.sessions_ended.labels(reason).inc()
             logger.info("session %s ended: %s; room %s", record.session_id, reason, room_name)
-            ended = events.ended(record, room_name, reason, datetime.now(UTC))
-            await self._outbox.emit(ended)
+            await self._announce(record, room_name, reason, room_gone)
         if not room_gone:
             await self._delete(room_name)
         await self._admission.release(record.session_id)
         return ended_here
+
+    async def _announce(
+        self, record: SessionRecord, room_name: str, reason: EndReason, room_gone: bool
+    ) -> None:
+        now = datetime.now(UTC)
+        # Deleting the room disconnects everyone with this reason; a room LiveKit closed by
+        # itself took its participants' leaves with the webhooks that were lost.
+        disconnect_reason = None if room_gone else "ROOM_DELETED"
+        for leave in events.leaves_at_end(record, room_name, now, disconnect_reason):
+            await self._outbox.emit(leave)  # the same instant: its sequence orders before ended
+        await self._outbox.emit(events.ended(record, room_name, reason, now))
 
     async def _delete(self, room_name: str) -> None:
         try:

@@ -14,8 +14,11 @@ often comes when the room is already gone. The price of time: the order is as go
 are increasing, not consecutive.
 
 An event's id (the `webhook-id` a receiver deduplicates on) is derived too: from the session and
-what happened, and for a participant event from LiveKit's own webhook id, so LiveKit retrying a
-webhook, or two replicas both hearing it, make one event with one id, not two.
+what happened, so two replicas making the same event make one id. A participant event's is the
+participant's connection: its identity and the join time LiveKit gives it (LiveKit's webhook id
+only when it gives none), the same whether the gateway heard LiveKit's webhook (a retry of it
+too) or found the join or leave itself because that webhook was lost (reconciliation: the sweep,
+the agent watch, and at the end of a session the leaves of whoever was still in its room).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, Literal
 from livekit import api
 
 from .endings import EndReason
-from .lifecycle import AGENT, is_the_user
+from .lifecycle import AGENT, is_the_user, reported_join_time
 from .record import SessionRecord
 
 EventType = Literal[
@@ -95,14 +98,65 @@ def participant_joined(
     record: SessionRecord, webhook: api.WebhookEvent, at: datetime
 ) -> SessionEvent | None:
     """`session.agent_joined` or `session.user_joined`; None for anyone else in the room."""
-    return _participant_event("joined", record, webhook, at)
+    return _participant_event(
+        "joined", record, room_name_of(webhook), webhook.participant, at, webhook.id
+    )
 
 
 def participant_left(
     record: SessionRecord, webhook: api.WebhookEvent, at: datetime
 ) -> SessionEvent | None:
     """`session.agent_left` or `session.user_left`; None for anyone else in the room."""
-    return _participant_event("left", record, webhook, at)
+    return _participant_event(
+        "left", record, room_name_of(webhook), webhook.participant, at, webhook.id
+    )
+
+
+def joined_unreported(
+    record: SessionRecord, room_name: str, participant: api.ParticipantInfo
+) -> SessionEvent | None:
+    """A join LiveKit lists but no webhook reported: the event its webhook would have made."""
+    at = reported_join_time(participant)
+    if at is None:  # no join time: no id the webhook's event would share
+        return None
+    return _participant_event("joined", record, room_name, participant, at, "")
+
+
+Who = Literal["agent", "user"]
+
+
+def left_unreported(
+    record: SessionRecord, room_name: str, who: Who, at: datetime, reason: str | None
+) -> SessionEvent | None:
+    """A leave no webhook reported, for the join last observed (`record.observed`); `reason` is
+    LiveKit's DisconnectReason name when the gateway knows it (it is deleting the room), else
+    None. The user's kind is STANDARD: what the join was is not kept."""
+    observed = record.observed
+    if who == "agent":
+        identity, joined, kind = observed.agent_identity, observed.agent_joined_at, "AGENT"
+    else:
+        joined = observed.user_connected_at or observed.user_joined_at
+        identity, kind = record.user_id, "STANDARD"
+    if identity is None or joined is None:
+        return None
+    details = _participant_details(identity, kind, reason)
+    event_type = _PARTICIPANT_EVENTS[(who, "left")]
+    return _event(event_type, record, room_name, at, details, _connection(identity, joined))
+
+
+def leaves_at_end(
+    record: SessionRecord, room_name: str, at: datetime, reason: str | None
+) -> list[SessionEvent]:
+    """At the end of a session, a leave for whoever was last observed in its room, so every join
+    has its leave before `session.ended` (the same ids as LiveKit's webhooks of them would give)."""
+    observed = record.observed
+    still_in: list[Who] = []
+    if observed.user_joined_at is not None and observed.user_left_at is None:
+        still_in.append("user")
+    if observed.agent_joined_at is not None and observed.agent_left_at is None:
+        still_in.append("agent")
+    leaves = [left_unreported(record, room_name, who, at, reason) for who in still_in]
+    return [leave for leave in leaves if leave is not None]
 
 
 _PARTICIPANT_EVENTS: dict[tuple[str, str], EventType] = {
@@ -120,24 +174,35 @@ def _kind_of(record: SessionRecord, participant: api.ParticipantInfo) -> str | N
 
 
 def _participant_event(
-    change: str, record: SessionRecord, webhook: api.WebhookEvent, at: datetime
+    change: str,
+    record: SessionRecord,
+    room_name: str,
+    participant: api.ParticipantInfo,
+    at: datetime,
+    webhook_id: str,
 ) -> SessionEvent | None:
-    participant = webhook.participant
     kind = _kind_of(record, participant)
     if kind is None:
         return None
     event_type = _PARTICIPANT_EVENTS[(kind, change)]
     left = change == "left"
     reason = api.DisconnectReason.Name(participant.disconnect_reason) if left else None
-    details = {
-        "participant": {
-            "identity": participant.identity,
-            "kind": api.ParticipantInfo.Kind.Name(participant.kind),
-            "disconnect_reason": reason,
-        }
-    }
-    # LiveKit's webhook id is stable across its retries of that webhook.
-    return _event(event_type, record, room_name_of(webhook), at, details, webhook.id)
+    kind_name = api.ParticipantInfo.Kind.Name(participant.kind)
+    details = _participant_details(participant.identity, kind_name, reason)
+    joined = reported_join_time(participant)
+    # LiveKit's webhook id is stable across its retries of that webhook, but only the connection
+    # is known to a replica that finds the join or leave without the webhook.
+    occurrence = _connection(participant.identity, joined) if joined else webhook_id
+    return _event(event_type, record, room_name, at, details, occurrence)
+
+
+def _participant_details(identity: str, kind: str, reason: str | None) -> dict[str, Any]:
+    return {"participant": {"identity": identity, "kind": kind, "disconnect_reason": reason}}
+
+
+def _connection(identity: str, joined: datetime) -> str:
+    """One connection of one participant: LiveKit lets one identity in once at a time."""
+    return f"{identity}@{round(joined.timestamp() * 1000)}"
 
 
 def room_name_of(webhook: api.WebhookEvent) -> str:

@@ -50,10 +50,21 @@ def seen_joining(
         at = joined_at(participant)
         change = {"agent_identity": participant.identity, "agent_joined_at": at}
         return observed.model_copy(update=change | {"agent_left_at": None})
-    if is_the_user(record, participant) and (observed.user_left_at or not observed.user_joined_at):
-        first = observed.user_joined_at or joined_at(participant)
-        return observed.model_copy(update={"user_joined_at": first, "user_left_at": None})
+    if is_the_user(record, participant) and _a_new_connection(observed, participant):
+        at = joined_at(participant)
+        first = observed.user_joined_at or at
+        change = {"user_joined_at": first, "user_connected_at": at, "user_left_at": None}
+        return observed.model_copy(update=change)
     return observed
+
+
+def _a_new_connection(observed: Observed, user: api.ParticipantInfo) -> bool:
+    # A rejoin after a leave seen, or a first join; or a join later than the one last seen (its
+    # leave unseen): not a webhook retried or replayed, whose join is the one last seen.
+    if observed.user_left_at or not observed.user_joined_at:
+        return True
+    connected = observed.user_connected_at
+    return connected is not None and joined_at(user) > connected
 
 
 def _a_new_join(observed: Observed, agent: api.ParticipantInfo) -> bool:

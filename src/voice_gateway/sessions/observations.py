@@ -34,16 +34,26 @@ class Observations:
     async def update(self, room_name: str, change: Change) -> SessionRecord | None:
         """The session's record with `change` applied and written; None when the room holds
         no session of ours (or is gone)."""
+        return (await self._update(room_name, change))[0]
+
+    async def changed(self, room_name: str, change: Change) -> SessionRecord | None:
+        """As `update`, but None also when `change` changed nothing: for a repair, whose event
+        only the replica that made it (or another making the same at once) sends."""
+        record, changed = await self._update(room_name, change)
+        return record if changed else None
+
+    async def _update(self, room_name: str, change: Change) -> tuple[SessionRecord | None, bool]:
         lock = self._locks.setdefault(room_name, anyio.Lock())
         async with lock:
             found = await self.read(room_name)
             if found is None:
-                return None
+                return None, False
             record = found[1]
             observed = change(record)
             if observed == record.observed:
-                return record
-            return await self._write(room_name, record.model_copy(update={"observed": observed}))
+                return record, False
+            written = await self._write(room_name, record.model_copy(update={"observed": observed}))
+            return written, written is not None
 
     async def _write(self, room_name: str, record: SessionRecord) -> SessionRecord | None:
         try:

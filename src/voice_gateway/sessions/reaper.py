@@ -4,8 +4,10 @@ lists LiveKit's rooms once and, from that one list, makes certain what webhooks 
 - ends expired sessions (reason `expired`): a token's TTL does not end a live session (LiveKit
   refreshes connected clients' tokens), so the gateway ends it;
 - deletes rooms a join re-created after their session was ended (endings.py);
-- notes a user LiveKit counts in a room but no webhook reported, and checks on agents that are
-  overdue by what was observed (agent_watch.py), ending those sessions (`agent_failed`);
+- notes a user's join or leave that LiveKit's count shows but no webhook reported
+  (user_presence.py), and checks on agents that are overdue by what was observed (agent_watch.py),
+  ending those sessions (`agent_failed`); what it finds unreported is sent as the event the lost
+  webhook would have made;
 - ends a session whose room LiveKit closed since the last pass without its `room_finished`
   reaching the gateway (no end mark), for the reason the room's timeouts name (lifecycle.py);
 - reconciles the session caps' slots against that same list (admission.py).
@@ -30,8 +32,9 @@ from ..vocabulary import end_mark_room_name, is_session_room_name
 from . import endings
 from .endings import EndReason
 from .lifecycle import reason_livekit_closed, started_at
-from .record import Observed, SessionRecord, record_of
+from .record import SessionRecord, record_of
 from .service import SessionService
+from .user_presence import follow_user
 
 Sessions = dict[str, tuple[api.Room, SessionRecord]]
 FOLLOW_UPS_AT_ONCE = 8  # sessions whose follow-up asks LiveKit, at a time
@@ -109,10 +112,7 @@ class ExpiryReaper:
         watch = self._sessions.agent_watch
         async with self._following:
             try:
-                if room.num_participants and record.observed.user_joined_at is None:
-                    record = (
-                        await self._sessions.observations.update(room.name, _user_seen) or record
-                    )
+                record = await follow_user(self._sessions, room, record)
                 await watch.check_if_due(record, started_at(room))
                 if _recheck_due(record, self._passes):
                     await watch.check_still_there(record, started_at(room))
@@ -147,10 +147,6 @@ def _recheck_due(record: SessionRecord, passes: int) -> bool:
     present = observed.agent_joined_at is not None and observed.agent_left_at is None
     spread = zlib.crc32(record.session_id.encode())
     return present and spread % RECHECK_EVERY == passes % RECHECK_EVERY
-
-
-def _user_seen(record: SessionRecord) -> Observed:
-    return record.observed.model_copy(update={"user_joined_at": datetime.now(UTC)})
 
 
 async def sweep_forever(reaper: ExpiryReaper, interval_s: float) -> None:

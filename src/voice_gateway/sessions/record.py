@@ -30,6 +30,7 @@ class Observed(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     user_joined_at: datetime | None = None  # the first join
+    user_connected_at: datetime | None = None  # the latest join (a leave's event names it)
     user_left_at: datetime | None = None  # None while in the room (as far as seen)
     agent_identity: str | None = None
     agent_joined_at: datetime | None = None

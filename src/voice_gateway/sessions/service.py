@@ -120,7 +120,12 @@ class SessionService:
         self.arrivals = AgentArrivals()
         self._agent_wait = AgentWait(rooms, self._dispatches.list_dispatch, self.arrivals)
         self.agent_watch = AgentWatch(
-            rooms, self.observations, self.closer, settings.agent_join_timeout_s, self._prefix
+            rooms,
+            self.observations,
+            self.closer,
+            settings.agent_join_timeout_s,
+            self._prefix,
+            outbox,
         )
 
     async def create_session(self, caller: Caller, ask: SessionAsk) -> CreatedSession:

@@ -3,11 +3,15 @@ and logged, and followed: a session room that started after its session ended is
 (endings.py); participants joining and leaving are observed (observations.py), an agent leaving
 sets its return deadline (agent_watch.py), and a room LiveKit closed by itself ends its session for
 the reason its timeouts name (lifecycle.py). The agent's and the user's joins and leaves become
-session events for the app (events.py). The signature is checked first, in `livekit/webhooks.py`."""
+session events for the app (events.py), once observed: a participant event about a room that no
+longer holds the session (deleted at its end, or re-created by a stale token's join and deleted
+again) is not sent, so none comes after `session.ended`; the end sends the leaves of whoever was
+still in the room (closer.py). The signature is checked first, in `livekit/webhooks.py`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -102,16 +106,27 @@ class WebhookIntake:
         elif record is None:
             return
         elif event.event == "participant_joined":
-            await self._emit(events.participant_joined(record, event, joined_at(event.participant)))
-            await self._joined(event.room, event.participant)
+            joined = events.participant_joined(record, event, joined_at(event.participant))
+            await self._observed_then_sent(joined, self._joined(event.room, event.participant))
         elif event.event in ("participant_left", "participant_connection_aborted"):
             # Now, not the event's whole-second time: a deadline never comes early.
             now = datetime.now(UTC)
-            await self._emit(events.participant_left(record, event, now))
-            await self._left(event.room, event.participant, now)
+            left = events.participant_left(record, event, now)
+            await self._observed_then_sent(left, self._left(event.room, event.participant, now))
         elif event.event == "room_finished":
             reason = reason_livekit_closed(record, _time_of(event))
             await self._sessions.closer.close(record, reason, room_gone=True)
+
+    async def _observed_then_sent(
+        self, event: SessionEvent | None, observing: Awaitable[SessionRecord | None]
+    ) -> None:
+        try:
+            holds_session = await observing is not None
+        except GatewayError:
+            await self._emit(event)  # LiveKit did not say whether the room is still there: sent
+            raise
+        if holds_session:
+            await self._emit(event)
 
     async def _emit(self, event: SessionEvent | None) -> None:
         if event is not None:  # None: a participant that is neither the agent nor the user
@@ -123,25 +138,31 @@ class WebhookIntake:
         elif record is not None:
             self._sessions.agent_watch.watch(record, started_at(room))
 
-    async def _joined(self, room: api.Room, participant: api.ParticipantInfo) -> None:
+    async def _joined(
+        self, room: api.Room, participant: api.ParticipantInfo
+    ) -> SessionRecord | None:
         if participant.kind == AGENT:
             self._sessions.arrivals.arrived(room.name)  # a create waiting for it answers now
 
         def change(record: SessionRecord) -> Observed:
             return seen_joining(record.observed, record, participant)
 
-        await self._observe(room, change)  # the agent came: its timer is dropped
+        return await self._observe(room, change)  # the agent came: its timer is dropped
 
-    async def _left(self, room: api.Room, participant: api.ParticipantInfo, at: datetime) -> None:
+    async def _left(
+        self, room: api.Room, participant: api.ParticipantInfo, at: datetime
+    ) -> SessionRecord | None:
         def change(record: SessionRecord) -> Observed:
             return seen_leaving(record.observed, record, participant, at)
 
-        await self._observe(room, change)  # an agent that left: its return is due
+        return await self._observe(room, change)  # an agent that left: its return is due
 
-    async def _observe(self, room: api.Room, change: Change) -> None:
+    async def _observe(self, room: api.Room, change: Change) -> SessionRecord | None:
+        """The session the room holds now, `change` observed; None when it holds none."""
         record = await self._sessions.observations.update(room.name, change)
         if record is not None:
             self._sessions.agent_watch.watch(record, started_at(room))
+        return record
 
 
 def _time_of(event: api.WebhookEvent) -> datetime:
