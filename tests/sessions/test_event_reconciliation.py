@@ -14,10 +14,12 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from livekit import api
 
 from tests.support.event_gateway import EVERY_STEP, WEBHOOK, gateway
 from tests.support.event_receiver import EventReceiver, Received
 from tests.support.gateway import create_session, serving
+from tests.support.keys import API_KEY, API_SECRET
 from tests.support.polling import wait_until
 from tests.support.processes import free_port
 from tests.support.webhooks import signed
@@ -253,3 +255,38 @@ async def test_a_stale_token_rejoining_an_ended_session_sends_nothing_after_ende
         await anyio.sleep(0.5)
 
     assert receiver.types_of(sid) == ["session.created", "session.ended"]
+
+
+async def test_someone_else_in_the_room_is_not_taken_for_the_user(standin: StandIn) -> None:
+    standin.agents.serve("pm-agent", join_after_s=0.05)
+    async with receiving(standin, **SWEEPING) as (receiver, client):
+        session = await session_with_agent(standin, client)
+        sid, room = session["session_id"], session["room_name"]
+        guest = (
+            api.AccessToken(API_KEY, API_SECRET)
+            .with_identity("guest")
+            .with_grants(api.VideoGrants(room_join=True, room=room))
+        )
+        standin.join(guest.to_jwt())  # counted by LiveKit, and not the session's user
+        await anyio.sleep(0.5)  # several sweeps
+        await end(client, session)
+        await wait_until(lambda: "session.ended" in receiver.types_of(sid))
+
+    assert receiver.types_of(sid) == [
+        "session.created",
+        "session.agent_joined",
+        "session.agent_left",
+        "session.ended",
+    ]
+
+
+async def test_a_join_livekit_cannot_be_asked_about_is_sent_as_heard(standin: StandIn) -> None:
+    async with receiving(standin) as (receiver, client):
+        session = (await create_session(client)).json()
+        sid = session["session_id"]
+        standin.fail_next(status=503)  # every call, until clear_faults()
+        standin.join(session["token"])
+        await wait_until(lambda: "session.user_joined" in receiver.types_of(sid))
+        standin.clear_faults()
+
+    assert receiver.types_of(sid) == ["session.created", "session.user_joined"]
