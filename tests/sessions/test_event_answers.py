@@ -70,6 +70,16 @@ async def test_a_retry_after_longer_than_the_longest_wait_is_cut_to_it(standin: 
     assert 0.9 <= second - first < 2.0
 
 
+async def test_a_retry_after_on_a_500_is_honoured_too(standin: StandIn) -> None:
+    receiver = EventReceiver(script=[500], retry_after="1")
+    async with serving(receiver) as receiver_url, gateway(standin, receiver_url) as client:
+        await create_session(client)
+        await wait_until(lambda: len(receiver.received) == 1, timeout_s=5)
+
+    first, second = receiver.attempted_at
+    assert 1.0 <= second - first < 2.5
+
+
 async def test_other_4xx_are_retried_until_the_receiver_takes_the_event(standin: StandIn) -> None:
     # A receiver being deployed or misconfigured, then fixed: the event still arrives, same id.
     receiver = EventReceiver(script=[400, 401, 403, 404, 409, 422])

@@ -2,10 +2,13 @@
 
 - 2xx: taken.
 - 410 Gone: the receiver says this URL will never take events again (Standard Webhooks asks a
-  sender to stop on it). The event is dead-lettered at once, not retried for a day: kept and
-  counted, for an operator to re-send once the app says where its events go now.
-- 429 and 503 with `Retry-After`: retried no sooner than it asks, bounded by the longest backoff,
-  so a receiver asking for an hour does not stall its session's lane for an hour.
+  sender to disable the endpoint). The event is dead-lettered at once, not retried for a day: kept
+  and counted, for an operator to re-send once the app says where its events go now. The URL is
+  not disabled: it is configuration, shared by replicas that keep no state, so each later event
+  gets one try of its own (and is delivered should the URL take events again).
+- Any other failure with `Retry-After` (429 and 503 mostly, as the spec suggests honouring it):
+  retried no sooner than it asks, bounded by the longest backoff, so a receiver asking for an hour
+  does not stall its session's lane for an hour.
 - Anything else (every other 4xx, 5xx, 3xx) is retried on the normal schedule: a receiver being
   deployed or misconfigured answers 404, 401 or 400 for a while, and an app whose mistake is fixed
   later would rather have its events late than never.
@@ -20,7 +23,6 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 GONE = 410
-ASKS_TO_WAIT = frozenset({429, 503})  # the statuses RFC 9110 / RFC 6585 give Retry-After meaning
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,7 @@ def refusal_of(response: httpx.Response) -> Refusal | None:
     error = f"HTTP {status}"
     if status == GONE:
         return Refusal(error, final=True)
-    if status in ASKS_TO_WAIT:
-        return Refusal(error, retry_after_s=retry_after_s(response.headers.get("retry-after")))
-    return Refusal(error)
+    return Refusal(error, retry_after_s=retry_after_s(response.headers.get("retry-after")))
 
 
 def retry_after_s(value: str | None) -> float | None:
