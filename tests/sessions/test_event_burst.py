@@ -1,9 +1,10 @@
 """1,000 events in a burst (issue 11, item 8): 500 sessions created and ended while the receiver
 holds every request, so all 1,000 events are queued at once; once it lets go, every one arrives,
-once, in order per session, within a bound five times the slowest time measured here (gateway,
-stand-in and receiver in this one process on the 2-core machine, 2026-12-01: 2.44-2.64 s over 3
-runs; docs/benchmarks.md has bench/event_burst.py's figure, each in its own process). A bound,
-not a timed test of speed."""
+once, in order per session, within a bound five times the slowest time measured here as
+`make test` runs it, with coverage tracing (gateway, stand-in and receiver in this one process on
+the 2-core machine, 2026-12-01: 6.21-6.76 s over 3 runs; 2.17-2.64 s without coverage;
+docs/benchmarks.md has bench/event_burst.py's figure, each in its own process). A bound, not a
+timed test of speed: a first bound of 13 s (5x the run without coverage) failed a full run."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from voice_gateway.standin import StandIn
 
 pytestmark = pytest.mark.slow
 SESSIONS = 500  # two events each: created, ended
-DELIVERED_WITHIN_S = 13.0  # 5 x 2.64 s
+DELIVERED_WITHIN_S = 35.0  # 5 x 6.76 s, rounded up
 CREATES_AT_ONCE = 16
 
 
