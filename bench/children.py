@@ -138,7 +138,7 @@ def wait_until_ready(child: Child, url: str, timeout_s: float) -> None:
                 raise StartFailure(f"{child.name} exited with status {child.process.returncode}")
             if _answers_ok(client, url):
                 return
-            time.sleep(0.1)
+            time.sleep(0.01)  # start-up is measured: poll finely
     raise StartFailure(f"{child.name} did not answer {url} within {timeout_s:g} s")
 
 

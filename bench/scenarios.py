@@ -6,11 +6,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 Backend = Literal["stand-in", "livekit-server"]  # what answers the gateway's LiveKit calls
+# What a run loads: the gateway (in front of the scenario's LiveKit), the same gateway code from
+# another source tree (`--alt-src`, for A/B runs), the naive baseline (bench/baseline.py) in front
+# of the same stand-in, the bare ceiling (bench/ceiling.py), or the gateway in front of the
+# stand-in at 0 ms (the real server's scenario compares with it).
+TargetKind = Literal["gateway", "gateway-alt", "baseline", "ceiling", "gateway-standin"]
 
 FULL_DURATION_S = 10
 FULL_WARMUP_S = 2
 # CI's smoke proves the wiring, not the speed: one short run per target, no warm-up.
 SMOKE_DURATION_S = 1
+# Each round measures every target of a scenario once, in the same order (A B C A B C A B C), so
+# the machine's drift touches all alike; the median over rounds is the figure.
+FULL_ROUNDS = 3
 WRK_THREADS = 1  # a wrk thread outpaces a Python server many times; leave the cores to the servers
 
 
@@ -24,16 +32,44 @@ class Scenario:
     # The real server: the gateway in front of it, then in front of the stand-in (0 ms) at the
     # same connections for comparison, instead of the ceiling.
     backend: Backend = "stand-in"
+    targets: tuple[TargetKind, ...] = ("gateway", "baseline", "ceiling")
+    # Sample `GET /healthz` on a connection of its own while the load runs, and read the
+    # gateway's own event-loop lag monitor (its histogram in /metrics) over the run.
+    probes: bool = False
 
 
 SCENARIOS = (
-    Scenario("fast", latency_ms=0, connections=64, smoke_connections=8),
-    Scenario("slow-livekit", latency_ms=200, connections=200, smoke_connections=32, goal_per_s=800),
     # 32: sessions/s is flat from 8 to 64 on 2 cores, more only queue longer (bench/README.md).
+    Scenario("fast", latency_ms=0, connections=32, smoke_connections=8),
     Scenario(
-        "real-livekit", latency_ms=0, connections=32, smoke_connections=8, backend="livekit-server"
+        "slow-livekit",
+        latency_ms=200,
+        connections=200,
+        smoke_connections=32,
+        goal_per_s=950,
+        targets=("gateway", "baseline"),
+        probes=True,
+    ),
+    # Far more connections than the gateway's capacity needs: the excess must be shed at once
+    # (503 `overloaded`), not queued; judged against the gateway's sessions/s in `fast`.
+    Scenario(
+        "overload",
+        latency_ms=0,
+        connections=1000,
+        smoke_connections=64,
+        targets=("gateway",),
+        probes=True,
+    ),
+    Scenario(
+        "real-livekit",
+        latency_ms=0,
+        connections=32,
+        smoke_connections=8,
+        backend="livekit-server",
+        targets=("gateway", "gateway-standin"),
     ),
 )
+OVERLOAD_CAPACITY_SHARE = 0.9  # of `fast`'s sessions/s, the overload goal
 
 
 @dataclass(frozen=True)
@@ -43,6 +79,18 @@ class Plan:
     warmup_s: int
     threads: int
     connections: int | None  # overrides every scenario's own count
+    rounds: int = FULL_ROUNDS
+    only_targets: tuple[str, ...] | None = None  # `--targets`: of each scenario's, only these
+    alt_src: str | None = None  # `--alt-src`: also run the gateway from this source tree
+
+    def targets_of(self, scenario: Scenario) -> tuple[TargetKind, ...]:
+        kinds: tuple[TargetKind, ...] = scenario.targets
+        if self.alt_src and "gateway" in kinds:
+            at = kinds.index("gateway") + 1
+            kinds = (*kinds[:at], "gateway-alt", *kinds[at:])
+        if self.only_targets is not None:
+            kinds = tuple(k for k in kinds if k in self.only_targets)
+        return kinds
 
     def goal_for(self, scenario: Scenario) -> float | None:
         """The goal applies to the scenario as designed: not to a smoke, nor other connections."""
@@ -57,7 +105,14 @@ class Plan:
 
 
 def make_plan(
-    *, smoke: bool, duration_s: int | None, connections: int | None, threads: int | None
+    *,
+    smoke: bool,
+    duration_s: int | None,
+    connections: int | None,
+    threads: int | None,
+    rounds: int | None = None,
+    only_targets: tuple[str, ...] | None = None,
+    alt_src: str | None = None,
 ) -> Plan:
     default_duration = SMOKE_DURATION_S if smoke else FULL_DURATION_S
     return Plan(
@@ -66,4 +121,7 @@ def make_plan(
         warmup_s=0 if smoke else FULL_WARMUP_S,
         threads=threads or WRK_THREADS,
         connections=connections,
+        rounds=rounds or (1 if smoke else FULL_ROUNDS),
+        only_targets=only_targets,
+        alt_src=alt_src,
     )

@@ -14,20 +14,30 @@ Speed never fails a run: the goal is printed beside the result.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
 
+from .ceiling import DEFAULT_TOKEN_LENGTH
 from .children import Children, StartFailure, cpu_seconds
 from .livekit_server import missing_binary
+from .probes import HealthzSampler, loop_lag_buckets, loop_lag_p99_ms
 from .report import Row, describe_machine, format_notes, format_table, write_json
-from .scenarios import SCENARIOS, Backend, Plan, Scenario, make_plan
-from .targets import Credentials, Target, probe_session, start_ceiling, start_gateway
+from .scenarios import SCENARIOS, Plan, Scenario, TargetKind, make_plan
+from .targets import (
+    Credentials,
+    Target,
+    probe_session,
+    start_baseline,
+    start_ceiling,
+    start_gateway,
+)
 from .wrk import WrkResult, WrkUnavailable, ensure_wrk, run_wrk
 
 EXIT_GATEWAY_ERRORS = 1
@@ -38,8 +48,10 @@ EXIT_INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plan = make_plan(
-        smoke=args.smoke, duration_s=args.duration, connections=args.connections, threads=None
-    )
+        smoke=args.smoke, duration_s=args.duration, connections=args.connections, threads=None,
+        rounds=args.rounds, only_targets=tuple(args.targets.split(",")) if args.targets else None,
+        alt_src=args.alt_src,
+    )  # fmt: skip
     scenarios = [s for s in SCENARIOS if args.scenario in (None, s.name)]
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every child is stopped.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -48,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr)
     if not runnable:
         return 0
+    started_load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     try:
         rows = run_all(plan, runnable)
     except KeyboardInterrupt:
@@ -57,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
     print(f"\n{describe_machine()}\n{format_table(rows)}\n{format_notes(rows)}")
+    print(f"load average at the start: {started_load}")
     if args.json:
         write_json(args.json, rows, asdict(plan))
     return _verdict(rows)
@@ -73,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=_positive, help="connections, every scenario")
     parser.add_argument("--scenario", choices=[s.name for s in SCENARIOS], help="run only this")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 3)")
+    parser.add_argument("--targets", help="comma-separated: only these targets of a scenario")
+    parser.add_argument(
+        "--alt-src", metavar="DIR", help="also run the gateway from DIR/src (A/B, interleaved)"
+    )
     return parser
 
 
@@ -113,41 +132,50 @@ def run_all(plan: Plan, scenarios: Sequence[Scenario]) -> list[Row]:
 def run_scenario(
     work_dir: Path, wrk: str, plan: Plan, scenario: Scenario, creds: Credentials
 ) -> list[Row]:
-    """Each target alone on the machine while it is measured: the gateway in front of the
-    scenario's LiveKit, then the ceiling (the stand-in scenarios) or the gateway in front of the
-    stand-in at the same connections (the real server's scenario)."""
-    first, token_length = measure_gateway(
-        work_dir, wrk, plan, scenario, creds, scenario.backend, scenario.latency_ms
-    )
-    if scenario.backend != "stand-in":
-        second, _ = measure_gateway(work_dir, wrk, plan, scenario, creds, "stand-in", 0)
-        return [first, second]
-    print(f"{scenario.name}: ceiling ...", file=sys.stderr, flush=True)
-    with Children(work_dir) as children, _explained(children):
-        ceiling = start_ceiling(children, token_length, scenario.name)
-        probe_session(ceiling, creds)
-        ceiling_row = measure(wrk, plan, scenario, ceiling, creds)
-    return [first, ceiling_row]
+    """Every target of the scenario once per round, in the same order, each alone on the machine
+    while it is measured and in fresh processes (no gateway lives long enough for its sessions'
+    agent deadline: see bench/README.md)."""
+    rows: list[Row] = []
+    token_length = 0
+    for round_number in range(1, plan.rounds + 1):
+        for kind in plan.targets_of(scenario):
+            label = f"{scenario.name}-{kind}-{round_number}"
+            print(f"{label} ...", file=sys.stderr, flush=True)
+            with Children(work_dir) as children, _explained(children):
+                target = _start(children, plan, scenario, creds, kind, label, token_length)
+                length = probe_session(target, creds).token_length
+                token_length = token_length or length
+                row = measure(wrk, plan, scenario, target, creds, round_number)
+                if target.name.startswith("gateway") and _failed(row):
+                    print(children.log_tails(), file=sys.stderr)
+            rows.append(row)
+    return rows
 
 
-def measure_gateway(
-    work_dir: Path,
-    wrk: str,
+def _start(
+    children: Children,
     plan: Plan,
     scenario: Scenario,
     creds: Credentials,
-    backend: Backend,
-    latency_ms: int,
-) -> tuple[Row, int]:
-    """The gateway's row, and the length of the join token it hands out."""
-    print(f"{scenario.name}: gateway, {backend} ...", file=sys.stderr, flush=True)
-    with Children(work_dir) as children, _explained(children):
-        gateway = start_gateway(children, creds, backend, latency_ms, scenario.name)
-        token_length = probe_session(gateway, creds).token_length
-        row = measure(wrk, plan, scenario, gateway, creds)
-        if row.result.non_2xx or row.result.timeouts:
-            print(children.log_tails(), file=sys.stderr)
-    return row, token_length
+    kind: TargetKind,
+    label: str,
+    token_length: int,
+) -> Target:
+    if kind == "ceiling":
+        return start_ceiling(children, token_length or DEFAULT_TOKEN_LENGTH, label)
+    if kind == "baseline":
+        return start_baseline(children, creds, scenario.latency_ms, label)
+    if kind == "gateway-standin":
+        target = start_gateway(children, creds, "stand-in", 0, label)
+        return replace(target, name="gateway")
+    src = plan.alt_src if kind == "gateway-alt" else None
+    target = start_gateway(children, creds, scenario.backend, scenario.latency_ms, label, src)
+    return replace(target, name=kind)
+
+
+def _failed(row: Row) -> bool:
+    # Shed load (503 `overloaded`) is the overload scenario's point; anything else is a failure.
+    return bool(row.result.non_2xx - row.result.status_503 or row.result.timeouts)
 
 
 @contextmanager
@@ -160,7 +188,9 @@ def _explained(children: Children) -> Iterator[None]:
         raise
 
 
-def measure(wrk: str, plan: Plan, scenario: Scenario, target: Target, creds: Credentials) -> Row:
+def measure(
+    wrk: str, plan: Plan, scenario: Scenario, target: Target, creds: Credentials, round_number: int
+) -> Row:
     connections = plan.connections_for(scenario)
 
     def load(duration_s: int) -> WrkResult:
@@ -171,18 +201,31 @@ def measure(wrk: str, plan: Plan, scenario: Scenario, target: Target, creds: Cre
 
     if plan.warmup_s:
         load(plan.warmup_s)  # connection pools, caches and first-call costs, not measured
+    watched = scenario.probes and target.name.startswith("gateway")
+    lag_before = loop_lag_buckets(target.base_url) if watched else {}
     before = {role: cpu_seconds(child.pid) for role, child in target.processes.items()}
-    result = load(plan.duration_s)
+    with HealthzSampler(target.base_url) if scenario.probes else nullcontext() as healthz:
+        result = load(plan.duration_s)
+    after = {role: cpu_seconds(child.pid) for role, child in target.processes.items()}
     cpu = {
-        role: _cpu_percent(before[role], cpu_seconds(child.pid), result.duration_s)
-        for role, child in target.processes.items()
+        role: _cpu_percent(before[role], after[role], result.duration_s)
+        for role in target.processes
     }
     cpu["wrk"] = _cpu_percent(0.0, result.cpu_s, result.duration_s)
+    lag = loop_lag_p99_ms(lag_before, loop_lag_buckets(target.base_url)) if watched else None
     goal = plan.goal_for(scenario) if target.name == "gateway" else None
     return Row(
         scenario.name, target.name, target.livekit, target.livekit_latency_ms, connections, result,
-        cpu, goal,
+        cpu, goal, _per_session_us(before["server"], after["server"], result),
+        healthz.p99_ms() if healthz else None, lag, target.startup_s, round_number,
     )  # fmt: skip
+
+
+def _per_session_us(before: float | None, after: float | None, result: WrkResult) -> float | None:
+    sessions = result.requests - result.non_2xx
+    if before is None or after is None or not sessions:
+        return None
+    return (after - before) * 1e6 / sessions
 
 
 def _cpu_percent(before: float | None, after: float | None, wall_s: float) -> float | None:
@@ -192,7 +235,7 @@ def _cpu_percent(before: float | None, after: float | None, wall_s: float) -> fl
 
 
 def _verdict(rows: Sequence[Row]) -> int:
-    failed = [r for r in rows if r.target == "gateway" and (r.result.non_2xx or r.result.timeouts)]
+    failed = [r for r in rows if r.target.startswith("gateway") and _failed(r)]
     for row in failed:
         print(
             f"FAIL {row.scenario}: the gateway answered {row.result.non_2xx} requests non-2xx "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ PROBE_TIMEOUT_S = 15.0
 # run; rooms closing is work a production server does too.
 REAL_EMPTY_TIMEOUT_S = 5
 SESSION_PATH = "/api/voice/session"
+LOOP_LAG_INTERVAL_S = 0.05
 PROBE_BODY = {"user_id": "bench-probe", "agent_id": "pm-agent", "session_duration_hours": 1}
 CREATED_FIELDS = {"session_id", "room_name", "token", "livekit_url", "expires_at"}
 
@@ -47,6 +49,7 @@ class Target:
     processes: Mapping[str, Child]  # by role: "server", and "livekit" behind the gateway
     livekit: str = "-"  # what answered the gateway's LiveKit calls, as the table shows it
     livekit_latency_ms: int | None = None  # the stand-in's, per call; None: no stand-in
+    startup_s: float | None = None  # from exec to the first `/healthz` 200
 
     @property
     def session_url(self) -> str:
@@ -60,8 +63,14 @@ class Probe:
 
 
 def start_gateway(
-    children: Children, creds: Credentials, backend: Backend, latency_ms: int, label: str
+    children: Children,
+    creds: Credentials,
+    backend: Backend,
+    latency_ms: int,
+    label: str,
+    src: str | None = None,
 ) -> Target:
+    """`src`: a source tree whose `src/` is imported instead of this checkout's (A/B runs)."""
     if backend == "livekit-server":
         livekit, livekit_url = start_livekit_server(
             children, f"{label}-livekit-server", child_env(), creds.livekit_key,
@@ -73,9 +82,38 @@ def start_gateway(
     else:
         livekit, livekit_url = start_standin(children, creds, latency_ms, label)
         described, latency, extra = f"stand-in {latency_ms} ms", latency_ms, {}
+    if src is not None:
+        extra = {**extra, "PYTHONPATH": os.path.join(src, "src")}
+    started = time.monotonic()
     gateway, base_url = start_gateway_process(children, creds, livekit_url, label, extra)
+    startup_s = time.monotonic() - started
     processes = {"server": gateway, "livekit": livekit}
-    return Target("gateway", base_url, processes, described, latency)
+    return Target("gateway", base_url, processes, described, latency, startup_s)
+
+
+def start_baseline(children: Children, creds: Credentials, latency_ms: int, label: str) -> Target:
+    """The naive app (bench/baseline.py) in front of a stand-in of its own."""
+    livekit, livekit_url = start_standin(children, creds, latency_ms, label)
+    port = free_port()
+    env = {
+        "LIVEKIT_URL": livekit_url,
+        "LIVEKIT_API_KEY": creds.livekit_key,
+        "LIVEKIT_API_SECRET": creds.livekit_secret,
+        "PYTHONPATH": _with_repo_root(os.environ.get("PYTHONPATH")),
+    }
+    started = time.monotonic()
+    baseline = children.start(
+        f"{label}-baseline",
+        [sys.executable, "-m", "bench.baseline", "--host", HOST, "--port", str(port)],
+        child_env(env),
+    )  # fmt: skip
+    base_url = f"http://{HOST}:{port}"
+    wait_until_ready(baseline, base_url + "/healthz", STARTUP_TIMEOUT_S)
+    processes = {"server": baseline, "livekit": livekit}
+    startup_s = time.monotonic() - started
+    return Target(
+        "baseline", base_url, processes, f"stand-in {latency_ms} ms", latency_ms, startup_s
+    )
 
 
 def start_gateway_process(
@@ -139,6 +177,8 @@ def gateway_env(creds: Credentials, livekit_url: str) -> dict[str, str]:
         "VOICE_GATEWAY_API_KEYS": creds.caller_key,
         # No load balancer to wait for: stop as soon as requests in flight are done.
         "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0",
+        # Enough samples of the loop-lag monitor in a 10 s run for a p99 (200, not 20).
+        "VOICE_GATEWAY_LOOP_LAG_INTERVAL_S": str(LOOP_LAG_INTERVAL_S),
     }
 
 

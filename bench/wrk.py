@@ -33,6 +33,10 @@ class WrkResult:
     socket_errors: int
     timeouts: int
     cpu_s: float
+    # Of the non-2xx answers (post_session.lua counts them; 0 from scripts that do not).
+    status_500: int = 0
+    status_503: int = 0
+    status_504: int = 0
 
     @property
     def sessions_per_s(self) -> float:
@@ -108,4 +112,7 @@ def parse_result(output: str, cpu_s: float) -> WrkResult:
         socket_errors=raw["connect_errors"] + raw["read_errors"] + raw["write_errors"],
         timeouts=raw["timeouts"],
         cpu_s=cpu_s,
+        status_500=raw.get("s500", 0),
+        status_503=raw.get("s503", 0),
+        status_504=raw.get("s504", 0),
     )
