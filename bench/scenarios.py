@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 Backend = Literal["stand-in", "livekit-server"]  # what answers the gateway's LiveKit calls
@@ -82,6 +83,7 @@ class Plan:
     rounds: int = FULL_ROUNDS
     only_targets: tuple[str, ...] | None = None  # `--targets`: of each scenario's, only these
     alt_src: str | None = None  # `--alt-src`: also run the gateway from this source tree
+    gateway_env: Mapping[str, str] = field(default_factory=dict)  # `--gateway-env`
 
     def targets_of(self, scenario: Scenario) -> tuple[TargetKind, ...]:
         kinds: tuple[TargetKind, ...] = scenario.targets
@@ -113,6 +115,7 @@ def make_plan(
     rounds: int | None = None,
     only_targets: tuple[str, ...] | None = None,
     alt_src: str | None = None,
+    gateway_env: Mapping[str, str] | None = None,
 ) -> Plan:
     default_duration = SMOKE_DURATION_S if smoke else FULL_DURATION_S
     return Plan(
@@ -124,4 +127,5 @@ def make_plan(
         rounds=rounds or (1 if smoke else FULL_ROUNDS),
         only_targets=only_targets,
         alt_src=alt_src,
+        gateway_env=dict(gateway_env or {}),
     )

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
@@ -40,6 +41,7 @@ from .targets import (
 )
 from .wrk import WrkResult, WrkUnavailable, ensure_wrk, run_wrk
 
+SETTLE_S = 1.0
 EXIT_GATEWAY_ERRORS = 1
 EXIT_CANNOT_START = 2
 EXIT_INTERRUPTED = 130
@@ -51,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         smoke=args.smoke, duration_s=args.duration, connections=args.connections, threads=None,
         rounds=args.rounds, only_targets=tuple(args.targets.split(",")) if args.targets else None,
         alt_src=args.alt_src,
+        gateway_env=dict(item.split("=", 1) for item in args.gateway_env),
     )  # fmt: skip
-    scenarios = [s for s in SCENARIOS if args.scenario in (None, s.name)]
+    scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every child is stopped.
     signal.signal(signal.SIGTERM, _interrupt)
     runnable, skipped = _runnable(scenarios)
@@ -85,9 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="seconds of load, few connections")
     parser.add_argument("--duration", type=_positive, help="seconds per measured run")
     parser.add_argument("--connections", type=_positive, help="connections, every scenario")
-    parser.add_argument("--scenario", choices=[s.name for s in SCENARIOS], help="run only this")
+    parser.add_argument(
+        "--scenario", action="append", choices=[s.name for s in SCENARIOS],
+        help="run only this (again: and this)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
     parser.add_argument("--rounds", type=_positive, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+        help="a setting for every gateway started (again: another)",
+    )  # fmt: skip
     parser.add_argument("--targets", help="comma-separated: only these targets of a scenario")
     parser.add_argument(
         "--alt-src", metavar="DIR", help="also run the gateway from DIR/src (A/B, interleaved)"
@@ -169,7 +179,9 @@ def _start(
         target = start_gateway(children, creds, "stand-in", 0, label)
         return replace(target, name="gateway")
     src = plan.alt_src if kind == "gateway-alt" else None
-    target = start_gateway(children, creds, scenario.backend, scenario.latency_ms, label, src)
+    target = start_gateway(
+        children, creds, scenario.backend, scenario.latency_ms, label, src, plan.gateway_env
+    )
     return replace(target, name=kind)
 
 
@@ -201,6 +213,9 @@ def measure(
 
     if plan.warmup_s:
         load(plan.warmup_s)  # connection pools, caches and first-call costs, not measured
+        # The warm-up's requests still in flight (up to a LiveKit latency) finish first: they
+        # would count against the in-flight bound while the measured run's connections open.
+        time.sleep(SETTLE_S)
     watched = scenario.probes and target.name.startswith("gateway")
     lag_before = loop_lag_buckets(target.base_url) if watched else {}
     before = {role: cpu_seconds(child.pid) for role, child in target.processes.items()}

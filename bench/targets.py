@@ -69,8 +69,10 @@ def start_gateway(
     latency_ms: int,
     label: str,
     src: str | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Target:
-    """`src`: a source tree whose `src/` is imported instead of this checkout's (A/B runs)."""
+    """`src`: a source tree whose `src/` is imported instead of this checkout's (A/B runs);
+    `settings`: environment added to the gateway's."""
     if backend == "livekit-server":
         livekit, livekit_url = start_livekit_server(
             children, f"{label}-livekit-server", child_env(), creds.livekit_key,
@@ -82,6 +84,7 @@ def start_gateway(
     else:
         livekit, livekit_url = start_standin(children, creds, latency_ms, label)
         described, latency, extra = f"stand-in {latency_ms} ms", latency_ms, {}
+    extra = {**extra, **(settings or {})}
     if src is not None:
         extra = {**extra, "PYTHONPATH": os.path.join(src, "src")}
     started = time.monotonic()

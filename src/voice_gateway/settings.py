@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     header_read_timeout_s: float = Field(10.0, gt=0, le=300)
     body_read_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_client_connections: int = Field(4096, ge=1, le=1_000_000)
+    # Requests served at once; past it 503 `overloaded` at once (ops/edge_protocol.py). 256 holds
+    # the 200 in flight 1,000 sessions/s need with LiveKit at 200 ms, and keeps the queue of a
+    # saturated gateway (~1,100 sessions/s on one core) at ~0.25 s (bench/README.md).
+    max_requests_in_flight: int = Field(256, ge=1, le=1_000_000)
     # The token endpoint and session lifetime.
     # LiveKit clients refetch a token 60 s before it expires, so a shorter TTL would mean a
     # refetch loop; 15 minutes is what LiveKit's own starters use.

@@ -13,6 +13,12 @@ What uvicorn 0.54 + httptools lack, added here without a second parser:
   or from the first byte of a later request), or a body not whole within `body_read_timeout_s`,
   gets 408; a connection that sent nothing at all is just closed.
 - Connections over `max_connections` get 503 at once, before they can exhaust the fds.
+- A request that finds `max_requests_in_flight` requests already being served gets 503
+  `overloaded` with `Retry-After` as soon as its head is read: before its body is read, before
+  the app (and so LiveKit) sees it, on the same keep-alive connection. Built here, not in a
+  middleware, because under overload the refusal itself must be nearly free: no task, no ASGI
+  scope, no middleware stack (bench/README.md, measured decisions). The paths in
+  `never_shed_paths` (liveness, readiness, metrics) are always served.
 - A request httptools refuses gets problem+json with a request id, not uvicorn's text/plain.
 
 Every such answer closes the connection after a short lingering read, so the client can read it
@@ -23,18 +29,32 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import httptools
+from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from .edge_answers import BAD_REQUEST, HEAD_TOO_LARGE, OVERLOADED, READ_TIMEOUT, answer_bytes
+from .edge_answers import (
+    BAD_REQUEST,
+    HEAD_TOO_LARGE,
+    OVERLOADED,
+    READ_TIMEOUT,
+    TOO_MANY_IN_FLIGHT,
+    PrebuiltAnswer,
+    answer_bytes,
+)
 from .edge_answers import EdgeProblem as Problem
 from .edge_events import EdgeEvents
 
 LINGER_S = 2.0  # how long a refused client may go on sending before the close
+# After a request is refused past the in-flight bound, its connection is not read again for this
+# long: a client that ignores Retry-After and asks again at once must not turn the refusals
+# themselves into the load (bench/README.md, measured decisions).
+SHED_PAUSE_S = 0.25
 FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 HEAD_OVERHEAD = 4  # ": " and CRLF per header line
 
@@ -45,6 +65,8 @@ class EdgeLimits:
     header_read_timeout_s: float
     body_read_timeout_s: float
     max_connections: int
+    max_requests_in_flight: int
+    never_shed_paths: frozenset[bytes] = frozenset()
 
 
 class HeadTooLarge(Exception):
@@ -54,6 +76,8 @@ class HeadTooLarge(Exception):
 class EdgeProtocol(HttpToolsProtocol):
     limits: ClassVar[EdgeLimits]
     events: ClassVar[EdgeEvents]
+    shed_answer: ClassVar[PrebuiltAnswer]
+    in_flight: ClassVar[InFlight]
 
     def __init__(
         self,
@@ -69,6 +93,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._replaying = False  # feeding a fresh parser the head it must assume
         self._skip_bogus_completion = False  # llhttp "completes" a declined upgrade's message
         self._lingering = False
+        self._shedding = False  # this request was answered 503: its body is read and dropped
 
     # --- the connection ---
 
@@ -155,7 +180,14 @@ class EdgeProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_read_timer()
         self._skip_bogus_completion = self.parser.should_upgrade()
+        if self._over_in_flight_bound():
+            self._shed_request()
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._shedding:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         if self._skip_bogus_completion:
@@ -163,10 +195,44 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         self._in_head, self._head_bytes = True, 0
         self._cancel_read_timer()
+        if self._shedding:
+            self._shedding = False
+            self.flow.pause_reading()
+            # Then as after any answer: reading resumes, the keep-alive timer is armed.
+            self.loop.call_later(SHED_PAUSE_S, self.on_response_complete)
+            return
         super().on_message_complete()
 
     def _head_size(self) -> int:
         return len(self.url) + sum(len(n) + len(v) + HEAD_OVERHEAD for n, v in self.headers)
+
+    # --- the in-flight bound ---
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self.in_flight.count += 1
+        super()._start_asgi_task(cycle, partial(_counted, app, self.in_flight))
+
+    def _over_in_flight_bound(self) -> bool:
+        # Not uvicorn's `tasks`: a finished task leaves it only once its done-callbacks run, a
+        # loop pass later; under load that was a third of the bound. A pipelined request behind
+        # one still being answered waits its turn instead (answers keep their order).
+        return (
+            self.in_flight.count >= self.limits.max_requests_in_flight
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self._skip_bogus_completion
+            and self.url.partition(b"?")[0] not in self.limits.never_shed_paths
+        )
+
+    def _shed_request(self) -> None:
+        self._shedding = True
+        self.events.request_shed(self.client)
+        if self.parser.should_keep_alive():
+            self.transport.write(self.shed_answer())
+        else:
+            self.transport.write(
+                answer_bytes(TOO_MANY_IN_FLIGHT, self.limits.max_requests_in_flight)
+            )
+            self._linger()
 
     # --- deadlines and refusals ---
 
@@ -206,6 +272,20 @@ class EdgeProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_S, self.transport.close)
 
 
+class InFlight:
+    """Requests being served now, over every connection of one server."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+async def _counted(app: ASGI3Application, in_flight: InFlight, *args: Any) -> None:
+    try:
+        await app(*args)
+    finally:
+        in_flight.count -= 1  # in the request's task, as it ends: not a loop pass later
+
+
 def edge_protocol(limits: EdgeLimits, events: EdgeEvents) -> type[EdgeProtocol]:
     """The protocol class uvicorn builds per connection, bound to this server's limits."""
 
@@ -214,4 +294,8 @@ def edge_protocol(limits: EdgeLimits, events: EdgeEvents) -> type[EdgeProtocol]:
 
     BoundEdgeProtocol.limits = limits
     BoundEdgeProtocol.events = events
+    BoundEdgeProtocol.in_flight = InFlight()
+    BoundEdgeProtocol.shed_answer = PrebuiltAnswer(
+        TOO_MANY_IN_FLIGHT, limits.max_requests_in_flight
+    )
     return BoundEdgeProtocol

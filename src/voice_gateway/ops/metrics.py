@@ -81,6 +81,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.requests_shed = Counter(
+            "voice_gateway_requests_shed_total",
+            "Requests answered 503 overloaded at once, before their body was read, because the "
+            "gateway served VOICE_GATEWAY_MAX_REQUESTS_IN_FLIGHT requests already",
+            registry=self.registry,
+        )
 
     def _add_thread_limiter_gauges(self) -> None:
         def gauge(name: str, documentation: str) -> Gauge:

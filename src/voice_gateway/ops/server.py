@@ -32,6 +32,9 @@ from .open_files import client_connection_bound, open_file_limit, raise_open_fil
 
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Probes and scrapes are answered whatever the load: an orchestrator that saw them fail would
+# restart or unroute a gateway that is only busy.
+NEVER_SHED_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
 App = Callable[..., Any]  # an ASGI app (typed by web/, which ops/ does not import)
 
 
@@ -135,4 +138,6 @@ def edge_limits(settings: Settings) -> EdgeLimits:
         header_read_timeout_s=settings.header_read_timeout_s,
         body_read_timeout_s=settings.body_read_timeout_s,
         max_connections=bound,
+        max_requests_in_flight=settings.max_requests_in_flight,
+        never_shed_paths=NEVER_SHED_PATHS,
     )
