@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+import anyio
 import httpx
 import jwt
 import pytest
@@ -194,3 +195,22 @@ async def test_an_agent_outside_the_allowlist_is_refused_naming_the_field(
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
     assert [e["field"] for e in response.json()["errors"]] == ["agent_id"]
+
+
+async def test_sessions_created_at_once_each_get_a_token_for_their_own_room(
+    client: httpx.AsyncClient,
+) -> None:
+    # Join tokens asked for in one pass of the loop are signed in one batch (join_tokens.py).
+    async with anyio.create_task_group() as creates:
+        answers: list[httpx.Response] = []
+
+        async def create(user_id: str) -> None:
+            answers.append(await create_session(client, user_id=user_id))
+
+        for number in range(12):
+            creates.start_soon(create, f"user-{number}")
+
+    tokens = [(a.json()["room_name"], claims_of(a.json()["token"])) for a in answers]
+    assert len({room for room, _ in tokens}) == 12
+    assert all(claims["video"]["room"] == room for room, claims in tokens)
+    assert all(claims["sub"] in room for room, claims in tokens)

@@ -2,6 +2,11 @@
 
 `AccessToken.to_jwt` and `TokenVerifier.verify` are plain CPU-bound functions. They run through
 `anyio.to_thread.run_sync` with the service layer's shared `CapacityLimiter`, never on the loop.
+
+Join tokens asked for during one pass of the event loop are signed together, in one thread hop
+(`SigningBatch`): each hop is a wake-up of a worker thread and GIL hand-offs with the loop, and
+under load one hop per token kept every worker busy handing the GIL back and forth while requests
+queued for them (bench/README.md, measured decisions).
 """
 
 from __future__ import annotations
@@ -9,9 +14,9 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 import anyio
+import anyio.lowlevel
 import jwt
 from livekit import api
 from livekit.api.access_token import Claims
@@ -34,16 +39,52 @@ class JoinGrant:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Signing:
+    grant: JoinGrant
+    done: anyio.Event = field(default_factory=anyio.Event)
+    token: str = ""
+    error: Exception | None = None
+
+    def result(self) -> str:
+        if self.error is not None:
+            raise self.error
+        return self.token
+
+
 class TokenSigner:
     def __init__(self, api_key: str, api_secret: SecretStr, limiter: anyio.CapacityLimiter):
         self._api_key = api_key
         self._api_secret = api_secret
         self._limiter = limiter
+        self._batch: list[_Signing] | None = None  # gathering during this pass of the loop
 
     async def sign(self, grant: JoinGrant) -> str:
-        return await anyio.to_thread.run_sync(
-            partial(self._sign_blocking, grant), limiter=self._limiter
-        )
+        signing = _Signing(grant)
+        if self._batch is not None:
+            self._batch.append(signing)
+        else:
+            await self._lead_batch(signing)
+        await signing.done.wait()
+        return signing.result()
+
+    async def _lead_batch(self, first: _Signing) -> None:
+        """The first signing of a pass gathers the others of the same pass and signs them all.
+        Shielded: the others wait on this batch, whatever happens to the request that led it."""
+        self._batch = batch = [first]
+        with anyio.CancelScope(shield=True):
+            await anyio.lowlevel.checkpoint()
+            self._batch = None  # later ones start a batch of their own
+            await anyio.to_thread.run_sync(self._sign_all, batch, limiter=self._limiter)
+        for signing in batch:
+            signing.done.set()
+
+    def _sign_all(self, batch: list[_Signing]) -> None:
+        for signing in batch:
+            try:
+                signing.token = self._sign_blocking(signing.grant)
+            except Exception as exc:  # each request gets its own error back
+                signing.error = exc
 
     async def verify(self, token: str) -> Claims:
         verifier = api.TokenVerifier(self._api_key, self._api_secret.get_secret_value())
