@@ -6,7 +6,6 @@ import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from jwt.warnings import InsecureKeyLengthWarning
 from livekit import api
 
@@ -137,6 +136,8 @@ def _access_checks(settings: Settings) -> list[Check]:
 
         async def read_jwks() -> str:
             """Reading the identity provider's keys"""
+            import httpx  # doctor only: serve imports it only once a JWKS is configured
+
             async with httpx.AsyncClient(timeout=settings.jwt_jwks_timeout_s) as client:
                 keys = await download_jwks(client, url, settings.jwt_jwks_timeout_s)
             if not keys:

@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
-
 from ..errors import Unauthenticated
 from ..settings import Settings
 from .authentication import Authenticator
@@ -59,6 +57,10 @@ async def _user_tokens(settings: Settings) -> AsyncIterator[UserTokenVerifier | 
     if settings.jwt_secret is not None:
         yield _verifier(settings, SharedSecret(settings.jwt_secret))
     elif settings.jwt_jwks_url is not None:
+        # httpx (with the rich and pygments its CLI pulls in) only once this is configured: a fifth
+        # of the start-up of a gateway without it (bench/README.md, measured decisions).
+        import httpx
+
         async with httpx.AsyncClient(timeout=settings.jwt_jwks_timeout_s) as client:
             keys = JwksKeys(
                 client,

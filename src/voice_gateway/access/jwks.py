@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 import jwt
 
 from ..errors import IdentityProviderUnavailable
 from .end_user_tokens import InvalidUserToken
+
+if TYPE_CHECKING:
+    import httpx
 
 CACHE_TTL_S = 600.0
 logger = logging.getLogger("voice_gateway.jwks")  # pinned: logs know it by this name
@@ -101,6 +103,8 @@ class JwksKeys:
 
 async def download_jwks(client: httpx.AsyncClient, url: str, timeout_s: float) -> dict[str, Jwk]:
     """The signing keys a JWKS URL lists, by kid; IdentityProviderUnavailable when it cannot."""
+    import httpx  # imported once a JWKS is configured (access/control.py)
+
     try:
         with anyio.fail_after(timeout_s):
             response = await client.get(url)

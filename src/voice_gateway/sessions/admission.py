@@ -49,7 +49,6 @@ from .slots import (
     agent_scope,
     user_scope,
 )
-from .slots_redis import open_redis_slots
 
 # A slot frees within seconds of its session's end (the end paths and the webhook release it), so
 # asking again sooner is pointless; the count can only tell that slots are taken, not until when.
@@ -161,6 +160,10 @@ async def open_admission(settings: Settings, metrics: Metrics) -> AsyncIterator[
     if settings.redis_url is None:
         yield Admission(MemorySlots(timing), caps, metrics)
         return
+    # Imported only with Redis configured: its client (coredis, and numpy through it) is a
+    # third of the start-up time of a gateway without Redis (bench/README.md).
+    from .slots_redis import open_redis_slots
+
     url = settings.redis_url.get_secret_value()
     async with open_redis_slots(url, settings.room_prefix, timing) as store:
         yield Admission(store, caps, metrics)

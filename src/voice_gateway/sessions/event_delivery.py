@@ -23,14 +23,17 @@ import logging
 import random
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from ..ops.metrics import Metrics
 from .event_queue import Delivery, EventQueue
 from .receiver_answers import Refusal, refusal_of
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger("voice_gateway.events")  # pinned: logs know it by this name
 
@@ -134,7 +137,7 @@ class EventDelivery:
                 response = await self._client.post(
                     delivery.url, content=body, headers=self._headers(delivery, body)
                 )
-            except httpx.HTTPError as exc:  # refused, reset, timed out
+            except _http_errors() as exc:  # refused, reset, timed out
                 return Refusal(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return refusal_of(response)
 
@@ -162,7 +165,15 @@ class EventDelivery:
         )
 
 
+def _http_errors() -> type[Exception]:
+    import httpx  # loaded by the outbox, which imports it only with events configured
+
+    return httpx.HTTPError
+
+
 def receiver_of(url: str) -> str:
     """The URL as logs may show it: a query or user info could carry the receiver's own token."""
+    import httpx
+
     parsed = httpx.URL(url)
     return str(parsed.copy_with(query=None, fragment=None, userinfo=b""))

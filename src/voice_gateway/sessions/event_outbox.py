@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from ..ops.drain import Drain
@@ -67,6 +66,10 @@ async def open_event_outbox(
     queue = MemoryEventQueue()
     metrics.watch_event_queue(queue.depth, queue.oldest_queued_at)
     signer = Webhook(settings.events_secret.get_secret_value())
+    # httpx (with the rich and pygments its CLI pulls in) only once this is configured: a fifth
+    # of the start-up of a gateway without it (bench/README.md, measured decisions).
+    import httpx
+
     timeout = httpx.Timeout(settings.events_timeout_s)
     async with (
         httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,

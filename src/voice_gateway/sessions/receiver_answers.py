@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # only with events configured is httpx imported (start-up time)
+    import httpx
 
 GONE = 410
 
