@@ -18,6 +18,13 @@ from .spread import median_and_range
 from .wrk import WrkResult
 
 CPU_ROLES = ("server", "livekit", "wrk")
+# (numerator, denominator) of the CPU-per-session ratios the notes give, when both ran.
+RATIOS = (
+    ("baseline", "gateway"),
+    ("baseline", "gateway-events"),
+    ("gateway-events", "gateway"),
+    ("gateway-alt", "gateway"),
+)
 HEADER = (
     "scenario", "target", "livekit", "conns", "sessions/s", "CPU us/session", "p50 ms", "p99 ms",
     "non-2xx", "500/503/504", "errors", "healthz p99", "lag p99", "start s",
@@ -100,14 +107,13 @@ def _ratios(rows: Sequence[Row]) -> list[str]:
     notes = []
     for scenario in dict.fromkeys(r.scenario for r in rows):
         mine = [r for r in rows if r.scenario == scenario]
-        gateway = _cpu_median(mine, "gateway")
-        for other, label in (("baseline", "baseline/gateway"), ("gateway-alt", "alt/gateway")):
-            theirs = _cpu_median(mine, other)
-            if gateway and theirs:
+        for over, under in RATIOS:
+            above, below = _cpu_median(mine, over), _cpu_median(mine, under)
+            if above and below:
+                goal = " (goal >= 1.30x)" if over == "baseline" and scenario == "fast" else ""
                 notes.append(
-                    f"{scenario}: CPU per session {label} = {theirs:.0f}/{gateway:.0f} us = "
-                    f"{theirs / gateway:.2f}x"
-                    + (" (goal >= 1.30x)" if other == "baseline" and scenario == "fast" else "")
+                    f"{scenario}: CPU per session {over}/{under} = {above:.0f}/{below:.0f} us = "
+                    f"{above / below:.2f}x{goal}"
                 )
     return notes
 

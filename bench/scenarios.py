@@ -11,7 +11,9 @@ Backend = Literal["stand-in", "livekit-server"]  # what answers the gateway's Li
 # another source tree (`--alt-src`, for A/B runs), the naive baseline (bench/baseline.py) in front
 # of the same stand-in, the bare ceiling (bench/ceiling.py), or the gateway in front of the
 # stand-in at 0 ms (the real server's scenario compares with it).
-TargetKind = Literal["gateway", "gateway-alt", "baseline", "ceiling", "gateway-standin"]
+TargetKind = Literal[
+    "gateway", "gateway-events", "gateway-alt", "baseline", "ceiling", "gateway-standin"
+]
 
 FULL_DURATION_S = 10
 FULL_WARMUP_S = 2
@@ -41,7 +43,13 @@ class Scenario:
 
 SCENARIOS = (
     # 32: sessions/s is flat from 8 to 64 on 2 cores, more only queue longer (bench/README.md).
-    Scenario("fast", latency_ms=0, connections=32, smoke_connections=8),
+    Scenario(
+        "fast",
+        latency_ms=0,
+        connections=32,
+        smoke_connections=8,
+        targets=("gateway", "gateway-events", "baseline", "ceiling"),
+    ),
     Scenario(
         "slow-livekit",
         latency_ms=200,

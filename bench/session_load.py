@@ -34,9 +34,11 @@ from .scenarios import SCENARIOS, Plan, Scenario, TargetKind, make_plan
 from .targets import (
     Credentials,
     Target,
+    events_env,
     probe_session,
     start_baseline,
     start_ceiling,
+    start_event_sink,
     start_gateway,
 )
 from .wrk import WrkResult, WrkUnavailable, ensure_wrk, run_wrk
@@ -179,8 +181,11 @@ def _start(
         target = start_gateway(children, creds, "stand-in", 0, label)
         return replace(target, name="gateway")
     src = plan.alt_src if kind == "gateway-alt" else None
+    settings = dict(plan.gateway_env)
+    if kind == "gateway-events":
+        settings |= events_env(start_event_sink(children, label))
     target = start_gateway(
-        children, creds, scenario.backend, scenario.latency_ms, label, src, plan.gateway_env
+        children, creds, scenario.backend, scenario.latency_ms, label, src, settings
     )
     return replace(target, name=kind)
 

@@ -7,6 +7,7 @@ developer's `.env` cannot change what is measured, with LiveKit and gateway vari
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import sys
@@ -94,6 +95,25 @@ def start_gateway(
     return Target("gateway", base_url, processes, described, latency, startup_s)
 
 
+def start_event_sink(children: Children, label: str) -> str:
+    """A receiver of session events (bench/event_sink.py); its URL."""
+    port = free_port()
+    sink = children.start(
+        f"{label}-event-sink",
+        [sys.executable, "-m", "bench.event_sink", "--host", HOST, "--port", str(port)],
+        child_env({"PYTHONPATH": _with_repo_root(os.environ.get("PYTHONPATH"))}),
+    )  # fmt: skip
+    url = f"http://{HOST}:{port}/"
+    wait_until_ready(sink, url, STARTUP_TIMEOUT_S)
+    return url
+
+
+def events_env(sink_url: str) -> dict[str, str]:
+    """Session events on, to the sink, signed as in production."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return {"VOICE_GATEWAY_EVENTS_URL": sink_url, "VOICE_GATEWAY_EVENTS_SECRET": secret}
+
+
 def start_baseline(children: Children, creds: Credentials, latency_ms: int, label: str) -> Target:
     """The naive app (bench/baseline.py) in front of a stand-in of its own."""
     livekit, livekit_url = start_standin(children, creds, latency_ms, label)
@@ -178,6 +198,9 @@ def gateway_env(creds: Credentials, livekit_url: str) -> dict[str, str]:
         # `serve` refuses to start without caller authentication; a service key, as a backend
         # would send, is not rate limited unless VOICE_GATEWAY_RATE_LIMIT_SERVICE says so.
         "VOICE_GATEWAY_API_KEYS": creds.caller_key,
+        # Rate limits on, in memory, for the bench's service key too (by default a service key is
+        # not limited): every request pays the limiter, as an end user's does. Never reached.
+        "VOICE_GATEWAY_RATE_LIMIT_SERVICE": "100000000/minute",
         # No load balancer to wait for: stop as soon as requests in flight are done.
         "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0",
         # Enough samples of the loop-lag monitor in a 10 s run for a p99 (200, not 20).
