@@ -200,7 +200,7 @@ def gateway_env(creds: Credentials, livekit_url: str) -> dict[str, str]:
         "VOICE_GATEWAY_API_KEYS": creds.caller_key,
         # Rate limits on, in memory, for the bench's service key too (by default a service key is
         # not limited): every request pays the limiter, as an end user's does. Never reached.
-        "VOICE_GATEWAY_RATE_LIMIT_SERVICE": "100000000/minute",
+        "VOICE_GATEWAY_RATE_LIMIT_SERVICE": "5000/second",
         # No load balancer to wait for: stop as soon as requests in flight are done.
         "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0",
         # Enough samples of the loop-lag monitor in a 10 s run for a p99 (200, not 20).

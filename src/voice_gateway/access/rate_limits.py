@@ -1,12 +1,13 @@
 """Abuse limits: per end user, per client address, and per service key only when configured.
 
-Counted by the `limits` library with a moving window (exact, and it gives an exact Retry-After):
-in process memory by default, in Redis when `VOICE_GATEWAY_REDIS_URL` is set so all replicas share
-the counters. Service keys belong to trusted backends and load testers, so they are unlimited
-unless `VOICE_GATEWAY_RATE_LIMIT_SERVICE` caps them. Every refused credential counts against its
-address, so guessing keys is as limited as using them; so does every webhook whose signature
-does not verify, and an address over its limit gets 429 before its next webhook is verified at
-all. When the gateway runs open (`dev`, no authentication configured) nothing is limited.
+Counted with a moving window (exact, and it gives an exact Retry-After): in process memory by
+default (`memory_window.py`, `limits`' answers without its memory storage's cost), in Redis by the
+`limits` library when `VOICE_GATEWAY_REDIS_URL` is set so all replicas share the counters.
+Service keys belong to trusted backends and load testers, so they are unlimited unless
+`VOICE_GATEWAY_RATE_LIMIT_SERVICE` caps them. Every refused credential counts against its address,
+so guessing keys is as limited as using them; so does every webhook whose signature does not
+verify, and an address over its limit gets 429 before its next webhook is verified at all. When
+the gateway runs open (`dev`, no authentication configured) nothing is limited.
 
 The client address is the ASGI `client`: the TCP peer, unless the server was told to trust a proxy
 (see `VOICE_GATEWAY_TRUSTED_PROXIES` in cli.py). A request header alone never changes it.
@@ -25,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -34,11 +35,13 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from limits.util import WindowStats
 
 from ..errors import TooManyRequests
 from ..fail_open import FailOpen
 from ..settings import Settings
 from .caller import Caller, CallerKind
+from .memory_window import MemoryMovingWindow
 
 STORE_TIMEOUT_S = 0.5  # a slower counter store costs one request this much, then is skipped
 STORE_RETRY_S = 5.0  # how long a failed store is skipped before it is asked again
@@ -47,10 +50,22 @@ logger = logging.getLogger("voice_gateway.rate_limits")  # pinned: logs know it 
 T = TypeVar("T")
 
 
+class MovingWindow(Protocol):
+    """What RateLimits asks of a limiter: `limits`' MovingWindowRateLimiter, or the memory one."""
+
+    async def hit(self, item: limits.RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
+
+    async def test(self, item: limits.RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
+
+    async def get_window_stats(
+        self, item: limits.RateLimitItem, *identifiers: str
+    ) -> WindowStats: ...
+
+
 class RateLimits:
     def __init__(
         self,
-        limiter: MovingWindowRateLimiter,
+        limiter: MovingWindow,
         *,
         per_user: Sequence[limits.RateLimitItem],
         per_address: Sequence[limits.RateLimitItem],
@@ -111,14 +126,17 @@ class RateLimits:
 
 @asynccontextmanager
 async def open_rate_limits(settings: Settings) -> AsyncIterator[RateLimits]:
+    rates = {
+        "per_user": _rates(settings.rate_limit_user),
+        "per_address": _rates(settings.rate_limit_address),
+        "per_service": _rates(settings.rate_limit_service),
+    }
+    if settings.redis_url is None:
+        yield RateLimits(MemoryMovingWindow(), **rates)
+        return
     storage = _storage(settings)
     try:
-        yield RateLimits(
-            MovingWindowRateLimiter(storage),
-            per_user=_rates(settings.rate_limit_user),
-            per_address=_rates(settings.rate_limit_address),
-            per_service=_rates(settings.rate_limit_service),
-        )
+        yield RateLimits(MovingWindowRateLimiter(storage), **rates)
     finally:
         await _close(storage)
 
