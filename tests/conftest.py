@@ -66,8 +66,8 @@ def _events_match_their_schemas() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server for the module's tests (skipped where none is installed)."""
-    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as url:
-        yield url
+    with redis_server(Path(tmp_path_factory.mktemp("redis"))) as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -132,3 +132,18 @@ def test_several_urls_are_comma_separated_and_must_be_http() -> None:
 
     assert settings.events_url == ["http://a/e", "https://b/e"]
     assert "VOICE_GATEWAY_EVENTS_URL" in refusal(events_url="ftp://a", events_secret=EVENTS_SECRET)
+
+
+def test_an_events_lease_shorter_than_two_sends_is_refused_with_redis_only() -> None:
+    short: dict[str, Any] = {
+        "events_url": "http://app/events",
+        "events_secret": EVENTS_SECRET,
+        "events_timeout_s": 5,
+        "events_lease_s": 11,
+    }
+
+    problem = refusal(**short, redis_url="redis://127.0.0.1:6379/0")
+    in_memory = Settings(**(REQUIRED | short))  # no leases without Redis
+
+    assert "VOICE_GATEWAY_EVENTS_LEASE_S must be at least 2 x" in problem
+    assert in_memory.events_lease_s == 11

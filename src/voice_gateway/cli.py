@@ -1,4 +1,5 @@
-"""The `voice-gateway` command: serve (production), dev (with the embedded stand-in), doctor."""
+"""The `voice-gateway` command: serve (production), dev (with the embedded stand-in), doctor, and
+events (dead session events, listed and re-sent: cli_events.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, NoReturn
 import anyio
 from pydantic import ValidationError
 
+from .cli_events import add_event_commands
 from .doctor import run_checks, settings_problems
 from .ops.logs import LogFormat, configure_logging
 from .ops.server import serve_until_stopped
@@ -52,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(run=_dev)
     doctor = commands.add_parser("doctor", help="check settings and LiveKit, then explain")
     doctor.set_defaults(run=_doctor)
+    add_event_commands(commands, load_settings)
     return parser
 
 

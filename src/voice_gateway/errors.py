@@ -21,7 +21,8 @@ under it knows HTTP. Each error has a stable machine word, its `code`.
         │   └── LiveKitBusy            livekit_unavailable: LiveKit answered 429/503 (Retry-After)
         ├── LiveKitTimeout             livekit_timeout: LiveKit missed the deadline
         ├── IdentityProviderUnavailable  identity_provider_unavailable: its JWKS is unreachable
-        └── AdmissionStoreUnavailable  admission_store_unavailable: Redis cannot say the counts
+        ├── AdmissionStoreUnavailable  admission_store_unavailable: Redis cannot say the counts
+        └── EventsUnavailable          events_unavailable: Redis did not take a session event
 """
 
 from __future__ import annotations
@@ -166,3 +167,11 @@ class AdmissionStoreUnavailable(UpstreamError):
     """The session counts are in Redis and Redis does not answer (creating sessions goes on)."""
 
     code = "admission_store_unavailable"
+
+
+class EventsUnavailable(UpstreamError):
+    """Session events live in Redis and Redis did not take one: the action that caused it is
+    answered 503 (a LiveKit webhook: LiveKit retries it), so no event is lost unsaid."""
+
+    code = "events_unavailable"
+    retry_after_s = 1

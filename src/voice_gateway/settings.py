@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     events_retry_for_s: float = Field(24 * 3600.0, gt=0, le=7 * 24 * 3600)
     # The longest wait between two attempts of one event (the backoff's cap, and Retry-After's).
     events_retry_max_s: float = Field(600.0, gt=0, le=3600)
+    # With Redis: how long a replica's hold on a partition of events outlives its last renewal
+    # (sessions/event_leases.py), so how late a SIGKILLed replica's events are.
+    events_lease_s: float = Field(30.0, ge=3, le=3600)
 
     @field_validator("livekit_url", "public_livekit_url")
     @classmethod
@@ -229,6 +232,22 @@ class Settings(BaseSettings):
         if self.events_url and self.events_secret is None:
             raise ValueError(f"{ENV_PREFIX}EVENTS_SECRET must be set to send events")
         return self
+
+    @model_validator(mode="after")
+    def _leases_outlast_a_send(self) -> Self:
+        # The lease's fence (event_leases.py) stops sends a send's length before it lapses.
+        # Leases exist only with Redis: in memory the setting does nothing.
+        uses_leases = self.redis_url is not None and self.events_configured
+        if uses_leases and self.events_lease_s < 2 * self.events_safety_s:
+            least = f"2 x ({ENV_PREFIX}EVENTS_TIMEOUT_S + 1)"
+            raise ValueError(f"{ENV_PREFIX}EVENTS_LEASE_S must be at least {least}")
+        return self
+
+    @property
+    def events_safety_s(self) -> float:
+        """The longest a send takes, and then some: an owner stops starting them this long before
+        its lease lapses."""
+        return self.events_timeout_s + 1
 
     @property
     def events_configured(self) -> bool:

@@ -36,7 +36,7 @@ async def test_doctor_explains_an_unreachable_jwks(standin: StandIn, idp: respx.
 
 
 async def test_doctor_reaches_redis(standin: StandIn, idp: respx.Router, tmp_path: Path) -> None:
-    with redis_server(tmp_path) as url:
-        results = await run_checks(jwks_settings(standin, redis_url=url))
+    with redis_server(tmp_path) as server:
+        results = await run_checks(jwks_settings(standin, redis_url=server.url))
 
     assert "Redis answers" in sentences(results, True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class EventReceiver:
     failing_session: str | None = None  # this session's events are answered 503
     script: list[int] = field(default_factory=list)  # the next answers, before `status` again
     retry_after: str | None = None  # sent with every answer that is not a 2xx
+    flaky: float = 0.0  # this share of requests, chosen at random, is answered 503
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
     received: list[Received] = field(default_factory=list)  # taken (2xx), in arrival order
     attempted_ids: list[str] = field(default_factory=list)  # every verified request's id
     attempted_at: list[float] = field(default_factory=list)  # and when it came (monotonic)
@@ -80,6 +83,8 @@ class EventReceiver:
     def _status_for(self, payload: dict[str, Any]) -> int:
         if payload["data"]["session_id"] == self.failing_session:
             return 503
+        if self.flaky and self.rng.random() < self.flaky:
+            return 503
         return self.script.pop(0) if self.script else self.status
 
     def of_session(self, session_id: str) -> list[Received]:
@@ -87,6 +92,13 @@ class EventReceiver:
 
     def types_of(self, session_id: str) -> list[str]:
         return [event.type for event in self.of_session(session_id)]
+
+    def first_of_session(self, session_id: str) -> list[Received]:
+        """Each event once, as first taken: duplicates (at least once) left out."""
+        first: dict[str, Received] = {}
+        for event in self.of_session(session_id):
+            first.setdefault(event.webhook_id, event)
+        return list(first.values())
 
 
 RECEIVERS: list[EventReceiver] = []  # those made by the running test (tests/conftest.py)

@@ -1,4 +1,5 @@
-"""A real redis-server for tests, on a free loopback port, started and stopped by the suite.
+"""A real redis-server for tests, on a free loopback port, started and stopped by the suite (and
+by a test that restarts it).
 
 `make test` installs redis-server where it may (root, no terminal: CI); elsewhere the tests that
 need it are skipped with the reason.
@@ -36,24 +37,43 @@ def _answers(port: int) -> bool:
         return False
 
 
-@contextmanager
-def redis_server(work_dir: Path) -> Iterator[str]:
-    """A redis:// URL of a fresh, persistence-free server that lives for the block."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip(MISSING)
-    port = _free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(  # noqa: S603
-        [*argv, "--dir", str(work_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
+class RedisServer:
+    """One redis-server on a fixed port; `persistent`: with an append-only file (`appendonly yes`,
+    fsync every write), so a restart keeps its data, as production's must (docs/operations.md)."""
+
+    def __init__(self, work_dir: Path, *, persistent: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip(MISSING)
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else []
+        self._argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", *persistence, "--dir", str(work_dir)]  # fmt: skip
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = process = subprocess.Popen(  # noqa: S603
+            self._argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
-        while not _answers(port):
+        while not _answers(self.port):
             assert process.poll() is None, "redis-server exited at start"
             assert time.monotonic() < deadline, "redis-server did not answer PING in 10 s"
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server(work_dir: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
+    """A fresh server that lives for the block (unless the test stops it)."""
+    server = RedisServer(work_dir, persistent=persistent)
+    server.start()
+    try:
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()

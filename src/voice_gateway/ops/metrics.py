@@ -176,6 +176,11 @@ class Metrics:
             "How long the oldest pending event delivery has waited (0 when none is pending)",
             registry=self.registry,
         )
+        self._event_partitions = Gauge(
+            "voice_gateway_event_partitions_owned",
+            "Partitions of the Redis event queue this replica delivers now (of 16; 0 in memory)",
+            registry=self.registry,
+        )
 
     def watch_event_queue(
         self, depth: Callable[[], int], oldest_queued_at: Callable[[], float | None]
@@ -186,6 +191,9 @@ class Metrics:
 
         self._event_queue_depth.set_function(depth)
         self._event_oldest_age.set_function(oldest_age)
+
+    def watch_event_partitions(self, owned: Callable[[], int]) -> None:
+        self._event_partitions.set_function(owned)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

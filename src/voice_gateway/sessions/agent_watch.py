@@ -107,7 +107,7 @@ class AgentWatch:
         # There after all, its webhook lost: say so, so it is not checked again.
         noticed = await self._observations.changed(room_name, _joined(agent))
         if noticed is not None and (joined := events.joined_unreported(noticed, room_name, agent)):
-            await self._outbox.emit(joined)
+            await self._outbox.emit_settled(joined)  # observed: the gap is not found again
 
     async def check_still_there(self, record: SessionRecord, room_started_at: datetime) -> None:
         """For an agent seen in the room: if LiveKit no longer lists it, it left unreported
@@ -119,7 +119,7 @@ class AgentWatch:
             if left is not None and left.observed.agent_left_at is not None:
                 at = left.observed.agent_left_at
                 if gone := events.left_unreported(left, room_name, "agent", at, None):
-                    await self._outbox.emit(gone)
+                    await self._outbox.emit_settled(gone)
                 self.watch(left, room_started_at)
 
     async def _next_due(self) -> list[str]:

@@ -79,8 +79,10 @@ class SessionCloser:
         # itself took its participants' leaves with the webhooks that were lost.
         disconnect_reason = None if room_gone else "ROOM_DELETED"
         for leave in events.leaves_at_end(record, room_name, now, disconnect_reason):
-            await self._outbox.emit(leave)  # the same instant: its sequence orders before ended
-        await self._outbox.emit(events.ended(record, room_name, reason, now))
+            await self._outbox.emit_settled(leave)  # the same instant: ordered before ended
+        # The mark is made, so a retry would emit nothing: what Redis does not take now waits
+        # in memory until it does (event_outbox.py), rather than failing the end.
+        await self._outbox.emit_settled(events.ended(record, room_name, reason, now))
 
     async def _delete(self, room_name: str) -> None:
         try:

@@ -42,6 +42,10 @@ LONGEST_RETRY_S = 600.0  # at worst every 10 minutes, however long the receiver 
 SENDS_AT_ONCE = 64  # requests in flight to receivers, over all lanes
 
 
+class DeliveryMoved(Exception):
+    """The delivery's partition is another replica's now (event_leases.py): that one sends it."""
+
+
 def retry_delay_s(attempt: int, longest_s: float = LONGEST_RETRY_S) -> float:
     """Exponential from FIRST_RETRY_S, capped; full jitter over its upper half, so replicas and
     sessions failing together do not retry together."""
@@ -106,6 +110,8 @@ class EventDelivery:
         while (delivery := lane.pop()) is not None:
             try:
                 await self._deliver(delivery)
+            except DeliveryMoved:
+                logger.debug("event %s is another replica's to deliver now", delivery.event.id)
             except Exception:  # a bug in one delivery must not stop the lane or the others
                 logger.exception("delivering event %s failed", delivery.event.id)
         del self._lanes[key]  # no await since the lane was found empty: nothing was pushed
@@ -114,12 +120,12 @@ class EventDelivery:
         event_type, attempt = delivery.event.type, 0
         while (refusal := await self._attempt(delivery)) is not None:
             if refusal.final:
-                await self._dead(delivery, refusal.error, "at once")
+                await self._dead(delivery, refusal.error, "at once", attempt + 1)
                 return
             delay_s = delay_for(refusal, attempt, self._retry_max_s)
             if time.time() + delay_s - delivery.queued_at > self._retry_for_s:
                 await self._dead(
-                    delivery, refusal.error, f"after {self._retry_for_s:g} s of retries"
+                    delivery, refusal.error, f"after {self._retry_for_s:g} s of retries", attempt + 1
                 )
                 return
             self._metrics.events.labels(event_type, "retried").inc()
@@ -133,12 +139,19 @@ class EventDelivery:
         """None when the receiver took the event; else why not."""
         body = delivery.event.body()
         async with self._sending:
+            if not self._queue.still_ours(delivery):  # checked last thing before the send
+                raise DeliveryMoved
             try:
-                response = await self._client.post(
-                    delivery.url, content=body, headers=self._headers(delivery, body)
-                )
+                # The client's timeout is per phase; this bounds the whole attempt, which the
+                # partition leases' fence counts on (event_leases.py).
+                with anyio.fail_after(self._client.timeout.read or 60):
+                    response = await self._client.post(
+                        delivery.url, content=body, headers=self._headers(delivery, body)
+                    )
             except _http_errors() as exc:  # refused, reset, timed out
                 return Refusal(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            except TimeoutError:
+                return Refusal("timed out")
         return refusal_of(response)
 
     def _headers(self, delivery: Delivery, body: str) -> dict[str, str]:
@@ -151,8 +164,8 @@ class EventDelivery:
             "webhook-signature": self._signer.sign(event_id, now, body),
         }
 
-    async def _dead(self, delivery: Delivery, error: str, when: str) -> None:
-        await self._queue.dead_letter(delivery, error)
+    async def _dead(self, delivery: Delivery, error: str, when: str, attempts: int) -> None:
+        await self._queue.dead_letter(delivery, error, attempts)
         self._metrics.events.labels(delivery.event.type, "dead").inc()
         logger.error(
             "event %s (%s of session %s) dead-lettered %s to %s: %s",

@@ -1,10 +1,12 @@
 """Where session events wait to be delivered: one small interface, `EventQueue`, and its in-memory
-form for one replica and development.
+form for one replica and development (the durable one, over Redis Streams, is
+event_queue_redis.py).
 
 A `Delivery` is one event for one receiver URL, so a receiver that is down holds back only its
-own deliveries. The interface is what a Redis Stream gives (the next slice): `append` before the
-action that caused the event is answered (XADD), `claim` to hand deliveries to this replica's
-sender (XREADGROUP, and XAUTOCLAIM for what a dead replica held), `ack` once delivered (XACK),
+own deliveries. The interface is what a Redis Stream gives: `append` before the action that
+caused the event is answered (XADD), `claim` to hand deliveries to this replica's sender
+(XREADGROUP, and XAUTOCLAIM for what a dead replica held), `still_ours` before each attempt (in
+Redis another replica may have taken the delivery's partition over), `ack` once delivered (XACK),
 `dead_letter` once retrying is over (a second stream), `abandon` at shutdown (memory: what is
 lost; a stream: nothing, another replica or the restart claims it).
 """
@@ -39,16 +41,28 @@ class EventQueueFull(Exception):
     """The queue holds as many deliveries as it may: the event is not queued."""
 
 
+class EventQueueUnavailable(Exception):
+    """The queue's store (Redis) did not take the event: it is not queued."""
+
+
+STORE_RETRY_S = 2.0  # a failing store is logged once per this, and waited out
+
+
 class EventQueue(Protocol):
+    deduplicates: bool  # the same delivery appended twice is queued once (Redis's `seen` set)
+
     async def append(self, deliveries: list[Delivery]) -> None:
         """Hold `deliveries` until acknowledged or dead; raises EventQueueFull."""
 
     async def claim(self) -> list[Delivery]:
         """Deliveries for this replica to send, each handed out once; waits until there are."""
 
+    def still_ours(self, delivery: Delivery) -> bool:
+        """Whether this replica may send `delivery` now (False: another replica will)."""
+
     async def ack(self, delivery: Delivery) -> None: ...
 
-    async def dead_letter(self, delivery: Delivery, error: str) -> None: ...
+    async def dead_letter(self, delivery: Delivery, error: str, attempts: int = 0) -> None: ...
 
     async def wait_until_empty(self) -> None:
         """Until nothing this replica holds still needs it (a durable queue: at once)."""
@@ -63,6 +77,8 @@ class EventQueue(Protocol):
 
 class MemoryEventQueue:
     """Bounded, in this process: what is pending when it stops is lost (counted as dropped)."""
+
+    deduplicates = False  # it forgets a delivery once sent
 
     def __init__(self, size: int = MEMORY_QUEUE_SIZE) -> None:
         self._size = size
@@ -89,10 +105,13 @@ class MemoryEventQueue:
         self._unclaimed.clear()
         return claimed
 
+    def still_ours(self, delivery: Delivery) -> bool:
+        return True  # one process: nobody else could send it
+
     async def ack(self, delivery: Delivery) -> None:
         self._forget(delivery)
 
-    async def dead_letter(self, delivery: Delivery, error: str) -> None:
+    async def dead_letter(self, delivery: Delivery, error: str, attempts: int = 0) -> None:
         self.dead.append((delivery, error))
         self._forget(delivery)
 

@@ -21,6 +21,7 @@ from ..access.caller import Caller, CallerKind, require_may_act_for
 from ..errors import (
     AgentTimeout,
     AgentUnavailable,
+    EventsUnavailable,
     FieldError,
     Forbidden,
     GatewayError,
@@ -160,7 +161,8 @@ class SessionService:
     async def _fail(self, record: SessionRecord, reason: FailureReason) -> None:
         # Before the end: the app learns why the create failed, then that the session ended.
         room_name = record.room_name(self._prefix)
-        await self._outbox.emit(events.failed(record, room_name, reason, datetime.now(UTC)))
+        failure = events.failed(record, room_name, reason, datetime.now(UTC))
+        await self._outbox.emit_settled(failure)  # the caller's error is the agent's, not Redis's
         await self.closer.close(record, "agent_failed")
 
     async def issue_token(self, caller: Caller, ask: TokenAsk) -> IssuedToken:
@@ -215,8 +217,8 @@ class SessionService:
         room_config = self._room_config(record)
         token = await self._sign_for(record, room_config, record.created_at)
         await self._create_room_or_clean_up(room_config)
+        await self._announce_or_clean_up(record, room_config.name)
         self._metrics.sessions_created.inc()
-        await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
 
@@ -235,7 +237,10 @@ class SessionService:
         room = await self._rooms.create(create_room_request(room_config))
         idempotency.check_created(room, self._prefix, record)
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
-        if first:  # a replay is the same session: it was announced when it was created
+        # A replay is the same session, announced when it was created; but with Redis, whose
+        # `seen` set makes the second one nothing, a create that failed to announce it (503) is
+        # retried with its key, and then the replay must.
+        if first or self._outbox.deduplicates:
             await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
@@ -280,6 +285,26 @@ class SessionService:
             # side. Delete it in the background, so the caller's error is not delayed by it.
             self._background.start_soon(self._delete_quietly, config.name)
             raise
+
+    async def _announce_or_clean_up(self, record: SessionRecord, room_name: str) -> None:
+        """session.created in the queue, or the session undone: the app must not hold a session
+        whose events would be lost (Redis did not take the first: 503, and the room goes)."""
+        try:
+            await self._outbox.emit(events.created(record, room_name))
+        except EventsUnavailable:
+            self._background.start_soon(self._withdraw, record, room_name)
+            raise
+
+    async def _withdraw(self, record: SessionRecord, room_name: str) -> None:
+        """A session never announced is not ended to the app either: marked ended first, so the
+        room_finished of its room's delete finds it over (and emits no session.ended)."""
+        try:
+            await endings.mark_ended(
+                self._rooms, self._prefix, record, self._settings.token_ttl_s, "deleted"
+            )
+        except GatewayError as exc:
+            logger.info("could not mark withdrawn session %s (%s)", record.session_id, exc.detail)
+        await self._delete_quietly(room_name)
 
     async def _delete_quietly(self, room_name: str) -> None:
         """Delete a room a failed create may have made. LiveKit down right after CreateRoom must

@@ -48,7 +48,7 @@ async def _joined(
     if noticed is None:
         return record
     if joined := events.joined_unreported(noticed, room_name, user):
-        await sessions.outbox.emit(joined)
+        await sessions.outbox.emit_settled(joined)  # observed: not found again
     return noticed
 
 
@@ -64,5 +64,5 @@ async def _left(sessions: SessionService, room_name: str, record: SessionRecord)
     if noticed is None:
         return record
     if left := events.left_unreported(noticed, room_name, "user", at, None):
-        await sessions.outbox.emit(left)
+        await sessions.outbox.emit_settled(left)
     return noticed

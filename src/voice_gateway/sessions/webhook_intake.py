@@ -6,7 +6,9 @@ the reason its timeouts name (lifecycle.py). The agent's and the user's joins an
 session events for the app (events.py), once observed: a participant event about a room that no
 longer holds the session (deleted at its end, or re-created by a stale token's join and deleted
 again) is not sent, so none comes after `session.ended`; the end sends the leaves of whoever was
-still in the room (closer.py). The signature is checked first, in `livekit/webhooks.py`."""
+still in the room (closer.py). With Redis, an event Redis did not take is answered 503 (LiveKit
+retries, and the webhook is followed again from the start). The signature is checked first, in
+`livekit/webhooks.py`."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 
 from livekit import api
 
-from ..errors import GatewayError
+from ..errors import EventsUnavailable, GatewayError
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
 from . import endings, events
@@ -95,6 +97,8 @@ class WebhookIntake:
         )
         try:
             await self._follow(event, record)
+        except EventsUnavailable:
+            raise  # answered 503: LiveKit sends the webhook again, and its event is not lost
         except GatewayError as exc:
             # The event itself was received; the sweep finds what it would have changed.
             logger.warning("could not follow %s of room %s: %s", event.event, room.name, exc.detail)

@@ -54,6 +54,7 @@ STATUS_AND_TITLE: dict[type[GatewayError], tuple[int, str]] = {
     errors.AgentTimeout: (504, "The agent did not join in time"),
     errors.AgentUnavailable: (503, "The agent is unavailable"),
     errors.AdmissionStoreUnavailable: (503, "Session counts unavailable"),
+    errors.EventsUnavailable: (503, "Session events unavailable"),
 }
 ROUTING_PROBLEMS = {
     404: HttpProblem(404, "not_found", "Not found"),
@@ -70,7 +71,7 @@ def problem_of(error: GatewayError) -> HttpProblem:
 def _headers_of(error: GatewayError) -> dict[str, str]:
     if isinstance(error, errors.Unauthenticated):
         return {"WWW-Authenticate": error.challenge}
-    if isinstance(error, errors.TooManyRequests | errors.LiveKitBusy):
+    if isinstance(error, errors.TooManyRequests | errors.LiveKitBusy | errors.EventsUnavailable):
         return {"Retry-After": str(error.retry_after_s)}
     return {}
 

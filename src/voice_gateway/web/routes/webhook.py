@@ -46,13 +46,15 @@ ENDPOINTS = (
             200,
             WebhookAccepted,
             WebhookEvent,
-            (400, 401, 413, 429),
+            (400, 401, 413, 429, 503),
             request_media_type="application/webhook+json",
             public=True,  # LiveKit's signature is its credential
             description="`Authorization` carries LiveKit's signature: a JWT (bare, as LiveKit "
             "sends it) whose `sha256` claim is the body's hash. Unsigned, tampered or expired "
             "bodies get 401 and are not processed; each counts against the client address's "
-            "limit, and an address over it gets 429 before its webhook is verified.",
+            "limit, and an address over it gets 429 before its webhook is verified. 503 "
+            "`events_unavailable` when session events are kept in Redis and Redis did not take "
+            "this webhook's event: LiveKit retries it.",
         ),
     ),
 )
