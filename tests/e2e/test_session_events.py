@@ -26,6 +26,9 @@ async def test_a_real_session_sends_every_event_in_order(real_stack: RealStack) 
         session = (await create_session(gateway, agent_id=AGENT_NAME)).json()
         sid = session["session_id"]
         await real_stack.wait_for_agent_in(session["room_name"], timeout_s=10)
+        # Its webhook too: LiveKit sends webhooks from 10 workers, which earlier tests' rooms can
+        # keep busy retrying, so the user's join could be heard before the agent's.
+        await wait_until(lambda: "session.agent_joined" in receiver.types_of(sid), timeout_s=15)
         async with joined_user(session["livekit_url"], session["token"]) as user:
             await user.hear_agent(timeout_s=10)
         await wait_until(lambda: "session.ended" in receiver.types_of(sid), timeout_s=15)
