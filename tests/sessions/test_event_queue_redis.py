@@ -18,7 +18,7 @@ import httpx
 import pytest
 from coredis.response.types import StreamPending
 
-from tests.sessions.test_session_events import EVERY_STEP, go_through_every_step
+from tests.support.event_gateway import EVERY_STEP, go_through_every_step
 from tests.support.event_receiver import EVENTS_SECRET, EventReceiver
 from tests.support.gateway import make_settings, metric, serving, serving_gateway
 from tests.support.polling import poll_until, wait_until
@@ -27,11 +27,9 @@ from tests.support.records import session_record
 from voice_gateway.sessions import events
 from voice_gateway.sessions.event_dead_letters import DeadLetters
 from voice_gateway.sessions.event_leases import PARTITIONS, partition_of
-from voice_gateway.sessions.event_queue import Delivery
+from voice_gateway.sessions.event_queue import STORE_RETRY_S, Delivery, EventQueueUnavailable
 from voice_gateway.sessions.event_queue_redis import (
-    STORE_RETRY_S,
     EventKeys,
-    EventQueueUnavailable,
     RedisEventQueue,
     open_redis_event_queue,
 )

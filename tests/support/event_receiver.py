@@ -8,8 +8,8 @@ fixture (tests/conftest.py) fails a test whose receivers were sent an event that
 from __future__ import annotations
 
 import base64
-import time
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 

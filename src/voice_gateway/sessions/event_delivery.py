@@ -124,9 +124,8 @@ class EventDelivery:
                 return
             delay_s = delay_for(refusal, attempt, self._retry_max_s)
             if time.time() + delay_s - delivery.queued_at > self._retry_for_s:
-                await self._dead(
-                    delivery, refusal.error, f"after {self._retry_for_s:g} s of retries", attempt + 1
-                )
+                after = f"after {self._retry_for_s:g} s of retries"
+                await self._dead(delivery, refusal.error, after, attempt + 1)
                 return
             self._metrics.events.labels(event_type, "retried").inc()
             await anyio.sleep(delay_s)
