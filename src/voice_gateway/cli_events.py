@@ -7,14 +7,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 
-from .sessions.event_dead_letters import DeadLetter, DeadLetters
 from .sessions.event_delivery import receiver_of
-from .sessions.event_queue_redis import redis_client
 from .settings import Settings
+
+if TYPE_CHECKING:  # the Redis client (coredis, numpy through it) only when a command runs:
+    # every `serve` builds this parser, and its start-up must not pay for it.
+    from .sessions.event_dead_letters import DeadLetter, DeadLetters
 
 COLUMNS = ("ID", "EVENT", "TYPE", "SESSION", "RECEIVER", "ATTEMPTS", "ERROR")
 NO_REDIS = (
@@ -49,6 +51,9 @@ def _run(settings: Settings, command: Callable[..., Awaitable[int]], *args: obje
 async def _with_dead_letters(
     settings: Settings, command: Callable[..., Awaitable[int]], args: Sequence[object]
 ) -> int:
+    from .sessions.event_dead_letters import DeadLetters
+    from .sessions.event_queue_redis import redis_client
+
     assert settings.redis_url is not None  # checked by _run
     client = redis_client(settings.redis_url.get_secret_value())
     try:
