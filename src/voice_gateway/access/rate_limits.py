@@ -70,18 +70,26 @@ class RateLimits:
         per_user: Sequence[limits.RateLimitItem],
         per_address: Sequence[limits.RateLimitItem],
         per_service: Sequence[limits.RateLimitItem],
+        shared: bool,
     ) -> None:
         self._limiter = limiter
         self._per_user = per_user
         self._per_address = per_address
         self._per_service = per_service
-        self._store = FailOpen(
-            logger,
-            "rate-limit store",
-            "requests go unlimited",
-            (StorageError,),
-            timeout_s=STORE_TIMEOUT_S,
-            retry_s=STORE_RETRY_S,
+        # Only a shared store can fail or be slow. The memory window cannot, and a deadline per
+        # count (a cancel scope) was a tenth of a session's CPU (bench/README.md, measured
+        # decisions).
+        self._store = (
+            FailOpen(
+                logger,
+                "rate-limit store",
+                "requests go unlimited",
+                (StorageError,),
+                timeout_s=STORE_TIMEOUT_S,
+                retry_s=STORE_RETRY_S,
+            )
+            if shared
+            else None
         )
 
     async def admit(self, caller: Caller, address: str) -> None:
@@ -121,6 +129,8 @@ class RateLimits:
         )
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], default: T) -> T:
+        if self._store is None:
+            return await call()
         return await self._store.call(call, default)
 
 
@@ -132,11 +142,11 @@ async def open_rate_limits(settings: Settings) -> AsyncIterator[RateLimits]:
         "per_service": _rates(settings.rate_limit_service),
     }
     if settings.redis_url is None:
-        yield RateLimits(MemoryMovingWindow(), **rates)
+        yield RateLimits(MemoryMovingWindow(), **rates, shared=False)
         return
     storage = _storage(settings)
     try:
-        yield RateLimits(MovingWindowRateLimiter(storage), **rates)
+        yield RateLimits(MovingWindowRateLimiter(storage), **rates, shared=True)
     finally:
         await _close(storage)
 

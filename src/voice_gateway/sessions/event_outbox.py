@@ -54,6 +54,7 @@ class EventOutbox:
         self._spool_changed = anyio.Event()
         # Redis's `seen` set makes an event emitted twice one delivery; memory forgets it once sent.
         self.deduplicates = queue is not None and queue.deduplicates
+        self.on = queue is not None  # off: an event need not even be built
 
     @classmethod
     def off(cls, metrics: Metrics) -> EventOutbox:

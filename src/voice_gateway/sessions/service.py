@@ -240,7 +240,7 @@ class SessionService:
         # A replay is the same session, announced when it was created; but with Redis, whose
         # `seen` set makes the second one nothing, a create that failed to announce it (503) is
         # retried with its key, and then the replay must.
-        if first or self._outbox.deduplicates:
+        if self._outbox.on and (first or self._outbox.deduplicates):
             await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)
         return self._created(record, token)
@@ -289,6 +289,8 @@ class SessionService:
     async def _announce_or_clean_up(self, record: SessionRecord, room_name: str) -> None:
         """session.created in the queue, or the session undone: the app must not hold a session
         whose events would be lost (Redis did not take the first: 503, and the room goes)."""
+        if not self._outbox.on:
+            return
         try:
             await self._outbox.emit(events.created(record, room_name))
         except EventsUnavailable:
