@@ -1,35 +1,34 @@
 """One LiveKit API call, as the gateway makes every one: awaited, bounded by a deadline, errors
 translated, timed in the metrics.
 
-`livekit-api`'s services (RoomService, AgentDispatchService) are coroutines over aiohttp, so they
-are awaited on the event loop, never pushed to a thread. Every call runs under `anyio.fail_after`,
-and every way it can fail (refused connection, deadline, an error answer) becomes one of the
-gateway's domain errors, so no aiohttp or Twirp exception ever reaches a handler.
+RoomService and AgentDispatchService are Twirp: a protobuf request (`livekit-api`'s messages) is
+POSTed over the gateway's one connection pool (`twirp_pool.py`) with a token signed off the loop
+(`api_tokens.py`), and the answer parsed into the message asked for. Every call runs under
+`anyio.fail_after`, and every way it can fail (refused connection, deadline, an error answer,
+something that is not LiveKit answering) becomes one of the gateway's domain errors, so no
+transport or Twirp error ever reaches a handler.
 """
 
 from __future__ import annotations
 
-import errno
-import socket
-import ssl
+import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import aiohttp
 import anyio
-from google.protobuf.message import DecodeError
-from livekit import api
+from google.protobuf.message import DecodeError, Message
 
 from ..errors import GatewayError, LiveKitBusy, LiveKitError, LiveKitTimeout, LiveKitUnavailable
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from .api_tokens import ServiceTokens
-from .twirp_answers import NotLiveKit
+from .twirp_pool import LiveKitUnreachable, NotHttp, TwirpAnswer, TwirpPool
 
-T = TypeVar("T")
-ApiCall = Callable[[api.LiveKitAPI], Awaitable[T]]
+M = TypeVar("M", bound=Message)
 
+ROOM_SERVICE = "livekit.RoomService"
+AGENT_DISPATCH_SERVICE = "livekit.AgentDispatchService"
+TWIRP_MEDIA_TYPE = "application/protobuf"  # what LiveKit answers a protobuf request with
 # What the server answers (503 `unavailable`, after psrpc's 3 s) when no node holds the room an
 # RPC is routed to: the room does not exist (docs/livekit-observed.md, ListDispatch).
 NO_NODE_HOLDS_THE_ROOM = "no response from servers"
@@ -43,28 +42,30 @@ class RoomNotFound(Exception):
 
 class LiveKitCalls:
     def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        settings: Settings,
-        tokens: ServiceTokens,
-        metrics: Metrics,
+        self, pool: TwirpPool, settings: Settings, tokens: ServiceTokens, metrics: Metrics
     ) -> None:
-        self._session = session
-        self._url = settings.livekit_url
+        self._pool = pool
         self._timeout_s = settings.livekit_timeout_s
         self._tokens = tokens
         self._metrics = metrics
-        self._livekit: api.LiveKitAPI | None = None
-        self._livekit_token = ""
 
-    async def __call__(self, method: str, call: ApiCall[T], admin_of_room: str | None = None) -> T:
-        """`call` on a client carrying the service token, or with `admin_of_room` a token with
-        roomAdmin for that one room (what participant and dispatch calls need)."""
+    async def __call__(
+        self,
+        method: str,
+        request: Message,
+        answer: type[M],
+        admin_of_room: str | None = None,
+        service: str = ROOM_SERVICE,
+    ) -> M:
+        """`service`'s `method` with `request`, carrying the service token, or with
+        `admin_of_room` a token with roomAdmin for that one room (what participant and dispatch
+        calls need); LiveKit's answer as an `answer`."""
         started, outcome = time.perf_counter(), "ok"
         try:
             with anyio.fail_after(self._timeout_s):
-                livekit = await self._api(admin_of_room)
-                return await self._translated(call(livekit))
+                return await self._call(
+                    f"/twirp/{service}/{method}", request, answer, admin_of_room
+                )
         except TimeoutError as exc:
             outcome = "livekit_timeout"
             raise LiveKitTimeout(f"LiveKit did not answer within {self._timeout_s:g} s") from exc
@@ -75,68 +76,56 @@ class LiveKitCalls:
             elapsed = time.perf_counter() - started
             self._metrics.livekit_calls.labels(method, outcome).observe(elapsed)
 
-    async def _api(self, admin_of_room: str | None) -> api.LiveKitAPI:
-        """The SDK's client over the shared pool, carrying a token signed off the loop."""
+    async def _call(
+        self, path: str, request: Message, answer: type[M], admin_of_room: str | None
+    ) -> M:
         if admin_of_room is not None:
-            return self._client(await self._tokens.room_admin_token(admin_of_room))
-        token = await self._tokens.service_token()
-        if self._livekit is None or self._livekit_token != token:
-            self._livekit, self._livekit_token = self._client(token), token
-        return self._livekit
-
-    def _client(self, token: str) -> api.LiveKitAPI:
-        # A view over the shared session: no pool of its own, nothing to close.
-        return api.LiveKitAPI.with_token(token, self._url, session=self._session, failover=False)
-
-    async def _translated(self, call: Awaitable[T]) -> T:
+            token = await self._tokens.room_admin_token(admin_of_room)
+        else:
+            token = await self._tokens.service_token()
         try:
-            return await call
-        except TimeoutError:
-            raise  # aiohttp's timeouts are ClientErrors too, but they mean a deadline passed
-        except aiohttp.ClientError as exc:
-            raise LiveKitUnavailable(
-                f"LiveKit could not be reached: {why_unreachable(exc)}"
-            ) from exc
-        except api.ServerError as exc:
-            raise _translate_server_error(exc) from exc
-        except NotLiveKit as exc:
-            # Not the URL: this detail reaches callers, and where LiveKit runs is not theirs.
-            raise LiveKitError(f"What answers at the LiveKit URL is not LiveKit: {exc}") from exc
-        except DecodeError as exc:
-            problem = "LiveKit answered with a body that is not the message asked for"
-            raise LiveKitError(problem) from exc
+            reply = await self._pool.post(path, token, request.SerializeToString())
+        except LiveKitUnreachable as exc:
+            raise LiveKitUnavailable(f"LiveKit could not be reached: {exc.why}") from exc
+        except NotHttp as exc:
+            raise LiveKitError("What answers at the LiveKit URL does not speak HTTP") from exc
+        return _read(reply, answer)
 
 
-def _translate_server_error(exc: api.ServerError) -> Exception:
-    if exc.code == "not_found" or _no_node_holds_the_room(exc):
-        return RoomNotFound(exc.message)
-    if exc.status == 401:
+def _read(reply: TwirpAnswer, answer: type[M]) -> M:
+    if reply.status != 200:
+        raise _translate_error(reply)
+    if reply.content_type != TWIRP_MEDIA_TYPE:
+        # Not the URL: this detail reaches callers, and where LiveKit runs is not theirs. Any
+        # 200 would parse as an empty message, so a catch-all backend would look like a LiveKit
+        # with no rooms.
+        raise LiveKitError(
+            "What answers at the LiveKit URL is not LiveKit: "
+            f"HTTP 200 with Content-Type {reply.content_type!r}"
+        )
+    try:
+        return answer.FromString(reply.body)
+    except DecodeError as exc:
+        problem = "LiveKit answered with a body that is not the message asked for"
+        raise LiveKitError(problem) from exc
+
+
+def _translate_error(reply: TwirpAnswer) -> Exception:
+    """A Twirp error is a JSON object with `code` and `msg`; a proxy may send anything else."""
+    error = _json_object(reply.body)
+    code, message = str(error.get("code") or "unknown"), str(error.get("msg") or "")
+    if code == "not_found" or (code == "unavailable" and NO_NODE_HOLDS_THE_ROOM in message):
+        return RoomNotFound(message)
+    if reply.status == 401:
         return LiveKitError("LiveKit rejected the gateway's API key or secret (HTTP 401)")
-    if exc.status in BUSY_STATUSES:
-        return LiveKitBusy(f"LiveKit is busy (HTTP {exc.status}); try again shortly")
-    return LiveKitError(f"LiveKit answered HTTP {exc.status} ({exc.code})")
+    if reply.status in BUSY_STATUSES:
+        return LiveKitBusy(f"LiveKit is busy (HTTP {reply.status}); try again shortly")
+    return LiveKitError(f"LiveKit answered HTTP {reply.status} ({code})")
 
 
-def _no_node_holds_the_room(exc: api.ServerError) -> bool:
-    return exc.code == "unavailable" and NO_NODE_HOLDS_THE_ROOM in (exc.message or "")
-
-
-def why_unreachable(exc: BaseException) -> str:
-    """Why a connection to LiveKit failed, in words (an exception class says nothing to most)."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "its host name does not resolve"
-        if isinstance(cause, ssl.SSLError):
-            return "the TLS handshake failed"
-        if isinstance(cause, aiohttp.ServerDisconnectedError):
-            return "it closed the connection without answering"
-        cause = cause.__cause__ or getattr(cause, "os_error", None)
-    return f"the connection failed ({type(exc).__name__})"
-
-
-def _errno(error: BaseException) -> int | None:
-    # asyncio reports a refused connect as a plain OSError when it tried several addresses.
-    return error.errno if isinstance(error, OSError) else None
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from livekit import api
 
-from .calls import LiveKitCalls, RoomNotFound
+from .calls import AGENT_DISPATCH_SERVICE, LiveKitCalls, RoomNotFound
 
 
 class LiveKitDispatches:
@@ -25,10 +25,12 @@ class LiveKitDispatches:
         (psrpc's timeout) when `VOICE_GATEWAY_LIVEKIT_TIMEOUT_S` allows it: ask ListRooms first
         when the room may be gone."""
 
-        async def listed(livekit: api.LiveKitAPI) -> list[api.AgentDispatch]:
-            return await livekit.agent_dispatch.list_dispatch(room_name)
-
+        request = api.ListAgentDispatchRequest(room=room_name)
+        answer = api.ListAgentDispatchResponse
         try:
-            return await self._call("ListDispatch", listed, room_name)
+            listed = await self._call(
+                "ListDispatch", request, answer, room_name, AGENT_DISPATCH_SERVICE
+            )
         except RoomNotFound:
             return []
+        return list(listed.agent_dispatches)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
 import anyio
 from livekit import api
 
@@ -15,7 +14,7 @@ from ..ops.metrics import Metrics
 from ..settings import Settings
 from .api_tokens import ServiceTokens
 from .calls import LiveKitCalls, RoomNotFound
-from .twirp_answers import TwirpResponse
+from .twirp_pool import TwirpPool
 
 __all__ = ["READINESS_PROBE_ROOM", "LiveKitRooms", "RoomNotFound", "open_livekit_calls"]
 
@@ -29,7 +28,7 @@ class LiveKitRooms:
         self._call = calls
 
     async def create(self, request: api.CreateRoomRequest) -> api.Room:
-        room = await self._call("CreateRoom", lambda lk: lk.room.create_room(request))
+        room = await self._call("CreateRoom", request, api.Room)
         if room.name != request.name or not room.sid:
             # Any 200 parses as a Room: an empty one, or another room's, is not this room.
             raise LiveKitError("LiveKit answered CreateRoom without the room asked for")
@@ -41,29 +40,28 @@ class LiveKitRooms:
     async def find_many(self, names: list[str]) -> dict[str, api.Room]:
         """Those of the named rooms that exist, by name, in one call."""
         request = api.ListRoomsRequest(names=names)
-        response = await self._call("ListRooms", lambda lk: lk.room.list_rooms(request))
+        response = await self._call("ListRooms", request, api.ListRoomsResponse)
         return {room.name: room for room in response.rooms if room.name in names}
 
     async def list_all(self) -> list[api.Room]:
         request = api.ListRoomsRequest()
-        response = await self._call("ListRooms", lambda lk: lk.room.list_rooms(request))
+        response = await self._call("ListRooms", request, api.ListRoomsResponse)
         return list(response.rooms)
 
     async def delete(self, name: str) -> None:
         """Delete a room; raises RoomNotFound when it is already gone."""
         request = api.DeleteRoomRequest(room=name)
-        await self._call("DeleteRoom", lambda lk: lk.room.delete_room(request))
+        await self._call("DeleteRoom", request, api.DeleteRoomResponse)
 
     async def update_metadata(self, name: str, metadata: str) -> api.Room:
         """Replace a room's metadata; raises RoomNotFound when the room is gone."""
         request = api.UpdateRoomMetadataRequest(room=name, metadata=metadata)
-        call = "UpdateRoomMetadata"  # LiveKit wants roomAdmin for that very room, like participants
-        return await self._call(call, lambda lk: lk.room.update_room_metadata(request), name)
+        # LiveKit wants roomAdmin for that very room, like the participant calls.
+        return await self._call("UpdateRoomMetadata", request, api.Room, name)
 
     async def participants(self, name: str) -> list[api.ParticipantInfo]:
         request = api.ListParticipantsRequest(room=name)
-        call = "ListParticipants"
-        response = await self._call(call, lambda lk: lk.room.list_participants(request), name)
+        response = await self._call("ListParticipants", request, api.ListParticipantsResponse, name)
         return list(response.participants)
 
     async def check_access(self) -> None:
@@ -75,15 +73,10 @@ class LiveKitRooms:
 async def open_livekit_calls(
     settings: Settings, limiter: anyio.CapacityLimiter, metrics: Metrics
 ) -> AsyncIterator[LiveKitCalls]:
-    """The app's one connection pool to LiveKit, sized by the settings.
-
-    aiohttp's default pool holds 100 connections, which would queue requests far below what the
-    thread limiter and the server allow. The SDK never closes a session it did not create.
-    """
-    connector = aiohttp.TCPConnector(limit=settings.livekit_max_connections)
-    timeout = aiohttp.ClientTimeout(total=settings.livekit_timeout_s + 1)
+    """The app's one connection pool to LiveKit, sized by the settings."""
+    pool = TwirpPool(settings.livekit_url, settings.livekit_max_connections)
     tokens = ServiceTokens(settings.livekit_api_key, settings.livekit_api_secret, limiter)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, response_class=TwirpResponse
-    ) as session:
-        yield LiveKitCalls(session, settings, tokens, metrics)
+    try:
+        yield LiveKitCalls(pool, settings, tokens, metrics)
+    finally:
+        await pool.aclose()

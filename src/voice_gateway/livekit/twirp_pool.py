@@ -1,0 +1,279 @@
+"""The gateway's one connection pool to LiveKit: keep-alive HTTP/1.1 connections carrying Twirp
+POSTs (a protobuf body in, a status, a Content-Type and a body out).
+
+Not aiohttp, which `livekit-api` calls through: a Twirp call is the plainest HTTP there is (one
+origin, a POST with a Content-Length, an answer LiveKit always frames), and aiohttp's general
+machinery for it (request and response objects, timers, a stream reader, the SDK's headers and
+failover loop on top) cost ~190 µs of CPU per call where this costs ~65 µs (both measured against
+the stand-in, 32 calls at a time; bench/README.md, measured decisions). Here the loop's own
+sockets (TLS by `ssl`, verified as aiohttp verifies) and httptools, the C parser uvicorn serves
+with, read the answers.
+
+At most `max_connections` are open; a call past them waits for one to be given back. A connection
+idle longer than `IDLE_S` is closed rather than reused, and a call whose reused connection the
+server closed before answering is sent once more on a new one (the server may close an idle
+connection just as a request goes out; every Twirp call the gateway makes can be repeated).
+Deadlines are the caller's (`LiveKitCalls`): a call cancelled mid-answer closes its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from .. import __version__
+
+IDLE_S = 15.0  # aiohttp's keep-alive default; LiveKit (Go) keeps idle connections longer
+USER_AGENT = f"voice-gateway/{__version__}"
+
+
+@dataclass(frozen=True)
+class TwirpAnswer:
+    status: int
+    content_type: str  # lower case, without parameters
+    body: bytes
+
+
+class LiveKitUnreachable(Exception):
+    """No answer came: no connection, or it closed before answering. `why` says so in words."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class NotHttp(Exception):
+    """What answered does not speak HTTP/1.1."""
+
+
+class _Closed(Exception):
+    def __init__(self, answering: bool) -> None:
+        super().__init__("closed")
+        self.answering = answering  # part of an answer had arrived
+
+
+class TwirpPool:
+    def __init__(self, url: str, max_connections: int) -> None:
+        parts = urlsplit(url.replace("ws", "http", 1) if url.startswith("ws") else url)
+        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port or (443 if self._tls else 80)
+        host_header = self._host if parts.port is None else f"{self._host}:{parts.port}"
+        self._base_path = parts.path.rstrip("/")
+        self._fixed_headers = (
+            f"Host: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
+            "Content-Type: application/protobuf\r\n"
+        )
+        self._max = max_connections
+        self._open = 0  # connected or connecting, idle or busy
+        self._idle: list[_Connection] = []  # most recently used last: reused first
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    async def post(self, path: str, token: str, body: bytes) -> TwirpAnswer:
+        """POST `body` to `path` (under the URL's own path) with `token` as its bearer."""
+        request = self._request(path, token, body)
+        connection, reused = await self._acquire()
+        try:
+            return await self._exchange(connection, request)
+        except _Closed as closed:
+            if not reused or closed.answering:
+                raise _unreachable(closed) from None
+        # The server closed a kept-alive connection as the request went out: so may the others.
+        self._close_idle()
+        connection, _ = await self._acquire()
+        try:
+            return await self._exchange(connection, request)
+        except _Closed as closed:
+            raise _unreachable(closed) from None
+
+    async def aclose(self) -> None:
+        """Close every idle connection now and each busy one as its call ends."""
+        self._closed = True
+        self._close_idle()
+
+    def _request(self, path: str, token: str, body: bytes) -> bytes:
+        head = (
+            f"POST {self._base_path}{path} HTTP/1.1\r\n{self._fixed_headers}"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode("latin-1") + body
+
+    async def _exchange(self, connection: _Connection, request: bytes) -> TwirpAnswer:
+        answered = False
+        try:
+            answer = await connection.send(request)
+            answered = True
+            return answer
+        finally:
+            self._give_back(connection, reusable=answered)
+
+    async def _acquire(self) -> tuple[_Connection, bool]:
+        """An idle connection (True: reused), else a new one once fewer than the most are open."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.usable(loop.time()):
+                    return connection, True
+                self._discard(connection)
+            if self._open < self._max:
+                return await self._connect(), False
+            await self._wait_for_a_connection(loop)
+
+    async def _connect(self) -> _Connection:
+        self._open += 1
+        try:
+            _, connection = await asyncio.get_running_loop().create_connection(
+                _Connection, self._host, self._port, ssl=self._tls,
+                server_hostname=self._host if self._tls else None,
+            )  # fmt: skip
+        except BaseException as exc:
+            self._open -= 1
+            self._wake_one()
+            if isinstance(exc, OSError):
+                raise LiveKitUnreachable(why_unreachable(exc)) from exc
+            raise
+        return connection
+
+    async def _wait_for_a_connection(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._wake_one()  # woken and cancelled at once: the turn goes to the next
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _give_back(self, connection: _Connection, reusable: bool) -> None:
+        if reusable and not self._closed and connection.usable(None):
+            connection.idle_since = asyncio.get_running_loop().time()
+            self._idle.append(connection)
+        else:
+            self._discard(connection)
+        self._wake_one()
+
+    def _discard(self, connection: _Connection) -> None:
+        self._open -= 1
+        connection.close()
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._discard(connection)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+class _Connection(asyncio.Protocol):
+    """One connection, one request at a time; answers parsed by httptools as they arrive."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._answer: asyncio.Future[TwirpAnswer] | None = None
+        self._content_type = b""
+        self._body: list[bytes] = []
+        self._answering = False
+        self._lost = False
+        self.idle_since = 0.0
+
+    def usable(self, now: float | None) -> bool:
+        if self._lost or self._transport is None or self._transport.is_closing():
+            return False
+        return now is None or now - self.idle_since < IDLE_S
+
+    def send(self, request: bytes) -> asyncio.Future[TwirpAnswer]:
+        assert self._transport is not None, "not connected"
+        assert self._answer is None, "one request at a time"
+        self._answer = answer = asyncio.get_running_loop().create_future()
+        self._answering = False
+        self._transport.write(request)
+        return answer
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._fail(_Closed(self._answering))
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None:  # nothing asked: not a server to keep talking to
+            self.close()
+            return
+        self._answering = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(NotHttp(str(exc)))
+            self.close()
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-type":
+            self._content_type = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        content_type = self._content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
+        answer = TwirpAnswer(self._parser.get_status_code(), content_type, b"".join(self._body))
+        if not self._parser.should_keep_alive():
+            self.close()
+        self._content_type, self._body = b"", []
+        waiting, self._answer = self._answer, None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(answer)
+
+    def _fail(self, error: Exception) -> None:
+        waiting, self._answer = self._answer, None
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(error)
+
+
+def _unreachable(closed: _Closed) -> LiveKitUnreachable:
+    if closed.answering:
+        return LiveKitUnreachable("it closed the connection in the middle of its answer")
+    return LiveKitUnreachable("it closed the connection without answering")
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """Why a connection to LiveKit failed, in words (an exception class says nothing to most)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "its host name does not resolve"
+        if isinstance(cause, ssl.SSLError):
+            return "the TLS handshake failed"
+        cause = cause.__cause__
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _errno(error: BaseException) -> int | None:
+    # asyncio reports a refused connect as a plain OSError when it tried several addresses.
+    return error.errno if isinstance(error, OSError) else None

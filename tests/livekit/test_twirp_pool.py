@@ -1,0 +1,237 @@
+"""The gateway's own connection pool to LiveKit (livekit/twirp_pool.py), against real servers on
+loopback that behave as no stand-in does: TLS with a CA of the test's own, a server closing kept-
+alive connections as the next request arrives, one holding its answers, one that is not HTTP, one
+closing mid-answer. Each is seen through the gateway's HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+from livekit import api
+
+from tests.support.gateway import create_session, make_settings_for, running_gateway
+
+# What the server does with each request: (its writer, the request's number on this connection,
+# the CreateRoomRequest) -> whether to keep the connection open.
+Behaviour = Callable[[asyncio.StreamWriter, int, api.CreateRoomRequest], Awaitable[bool]]
+
+
+@dataclass
+class Seen:
+    connections: int = 0
+    open_now: int = 0
+    most_open: int = 0
+    requests: list[tuple[int, str]] = field(default_factory=list)  # (connection, method)
+
+    def creates(self) -> list[int]:
+        """The connections CreateRoom requests came on, in order."""
+        return [connection for connection, method in self.requests if method == "CreateRoom"]
+
+
+async def answer_room(
+    writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+) -> bool:
+    body = api.Room(name=ask.name, sid="RM_" + ask.name[-8:]).SerializeToString()
+    head = "HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\n"
+    writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+    return True
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, bytes] | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    body = await reader.readexactly(int(headers.get("Content-Length", "0")))
+    return lines[0], body
+
+
+@asynccontextmanager
+async def livekit_like(
+    behaviour: Behaviour, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, Seen]]:
+    """A server on loopback answering Twirp POSTs by `behaviour`; its URL and what it saw."""
+    seen = Seen()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.connections += 1
+        connection = seen.connections
+        seen.open_now += 1
+        seen.most_open = max(seen.most_open, seen.open_now)
+        try:
+            number = 0
+            while request := await read_request(reader):
+                number += 1
+                seen.requests.append((connection, request[0].split(" ")[1].rsplit("/", 1)[1]))
+                ask = api.CreateRoomRequest.FromString(request[1])
+                if not await behaviour(writer, number, ask):
+                    break
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            seen.open_now -= 1
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"{'https' if tls else 'http'}://localhost:{port}", seen
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def server_tls(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    return context
+
+
+async def test_livekit_over_tls_with_a_trusted_ca_is_used(
+    ca: trustme.CA, server_tls: ssl.SSLContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # what an operator with a private CA sets
+    async with (
+        livekit_like(answer_room, server_tls) as (url, seen),
+        running_gateway(make_settings_for(url.replace("https", "wss"))) as client,
+    ):
+        response = await create_session(client)
+
+    assert response.status_code == 201, response.text
+    assert seen.requests == [(1, "CreateRoom")]
+
+
+async def test_livekit_over_tls_with_an_unknown_ca_is_a_503_saying_so(
+    server_tls: ssl.SSLContext,
+) -> None:
+    async with (
+        livekit_like(answer_room, server_tls) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        response = await create_session(client)
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "livekit_unavailable"
+    assert "TLS handshake failed" in response.json()["detail"]
+    assert seen.requests == []
+
+
+async def test_a_kept_alive_connection_closed_as_a_request_goes_out_is_retried_on_a_new_one() -> (
+    None
+):
+    async def one_answer_per_connection(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        # Closes, without a word, once a second request arrives on a kept-alive connection.
+        return number == 1 and await answer_room(writer, number, ask)
+
+    async with (
+        livekit_like(one_answer_per_connection) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        first = await create_session(client)
+        second = await create_session(client)
+        third = await create_session(client)
+
+    assert [first.status_code, second.status_code, third.status_code] == [201, 201, 201]
+    # Each later create: once on the kept-alive connection, which closes, then on a new one.
+    assert seen.creates() == [1, 1, 2, 2, 3]
+
+
+async def test_no_more_connections_are_opened_than_the_setting_allows() -> None:
+    async def slowly(writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest) -> bool:
+        await asyncio.sleep(0.2)
+        return await answer_room(writer, number, ask)
+
+    async with (
+        livekit_like(slowly) as (url, seen),
+        running_gateway(make_settings_for(url, livekit_max_connections=2)) as client,
+    ):
+        responses = await asyncio.gather(*(create_session(client) for _ in range(6)))
+
+    assert [response.status_code for response in responses] == [201] * 6
+    assert seen.most_open == 2
+    assert seen.connections == 2  # given back and reused, not closed and opened anew
+
+
+async def test_a_server_that_does_not_speak_http_is_a_502() -> None:
+    async def not_http(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async with (
+        livekit_like(not_http) as (url, _),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        response = await create_session(client)
+
+    assert response.status_code == 502
+    assert response.json()["code"] == "livekit_error"
+    assert "does not speak HTTP" in response.json()["detail"]
+
+
+async def test_a_connection_closed_in_the_middle_of_an_answer_is_a_503_and_not_retried() -> None:
+    async def half_an_answer(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\n")
+        writer.write(b"Content-Length: 100\r\n\r\nabc")
+        await writer.drain()
+        return False
+
+    async with (
+        livekit_like(half_an_answer) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        response = await create_session(client)
+
+    assert response.status_code == 503
+    assert "in the middle of its answer" in response.json()["detail"]
+    assert seen.creates() == [1]  # an answer was coming: not sent again
+
+
+async def test_a_deadline_mid_answer_closes_that_connection_and_the_next_call_gets_a_new_one() -> (
+    None
+):
+    hung: list[str] = []
+
+    async def the_first_hangs(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        if not hung:
+            hung.append(ask.name)
+            await asyncio.sleep(3)  # answers late, after the gateway gave up on it
+        return await answer_room(writer, number, ask)
+
+    async with (
+        livekit_like(the_first_hangs) as (url, seen),
+        running_gateway(make_settings_for(url, livekit_timeout_s=0.3)) as client,
+    ):
+        first = await create_session(client)
+        second = await create_session(client)
+
+    assert first.status_code == 504
+    # Not on the first's connection, where the late answer for the first room would come.
+    assert second.status_code == 201, second.text
+    assert seen.creates() == [1, seen.creates()[1]]
+    assert seen.creates()[1] != 1
