@@ -4,7 +4,7 @@
 `anyio.to_thread.run_sync` with the service layer's shared `CapacityLimiter`, never on the loop.
 
 Join tokens asked for during one pass of the event loop are signed together, in one thread hop
-(`SigningBatch`): each hop is a wake-up of a worker thread and GIL hand-offs with the loop, and
+(`_Batch`): each hop is a wake-up of a worker thread and GIL hand-offs with the loop, and
 under load one hop per token kept every worker busy handing the GIL back and forth while requests
 queued for them (bench/README.md, measured decisions).
 """
@@ -46,14 +46,24 @@ class JoinGrant:
 @dataclass
 class _Signing:
     grant: JoinGrant
-    done: anyio.Event = field(default_factory=anyio.Event)
     token: str = ""
     error: Exception | None = None
 
     def result(self) -> str:
         if self.error is not None:
             raise self.error
+        if not self.token:  # the batch ended without reaching it: never a token-less 201
+            raise RuntimeError("the join token was not signed")
         return self.token
+
+
+@dataclass
+class _Batch:
+    """The signings asked for during one pass of the loop, and one event for all of them (an
+    event per signing cost more than its signing's share of the hop)."""
+
+    signings: list[_Signing]
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class TokenSigner:
@@ -61,27 +71,30 @@ class TokenSigner:
         self._api_key = api_key
         self._api_secret = api_secret
         self._limiter = limiter
-        self._batch: list[_Signing] | None = None  # gathering during this pass of the loop
+        self._batch: _Batch | None = None  # gathering during this pass of the loop
 
     async def sign(self, grant: JoinGrant) -> str:
         signing = _Signing(grant)
-        if self._batch is not None:
-            self._batch.append(signing)
+        if (batch := self._batch) is not None:
+            batch.signings.append(signing)
+            await batch.done.wait()
         else:
             await self._lead_batch(signing)
-        await signing.done.wait()
         return signing.result()
 
     async def _lead_batch(self, first: _Signing) -> None:
         """The first signing of a pass gathers the others of the same pass and signs them all.
         Shielded: the others wait on this batch, whatever happens to the request that led it."""
-        self._batch = batch = [first]
-        with anyio.CancelScope(shield=True):
-            await anyio.lowlevel.checkpoint()
-            self._batch = None  # later ones start a batch of their own
-            await anyio.to_thread.run_sync(self._sign_all, batch, limiter=self._limiter)
-        for signing in batch:
-            signing.done.set()
+        self._batch = batch = _Batch([first])
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.lowlevel.checkpoint()
+                self._batch = None  # later ones start a batch of their own
+                await anyio.to_thread.run_sync(
+                    self._sign_all, batch.signings, limiter=self._limiter
+                )
+        finally:
+            batch.done.set()
 
     def _sign_all(self, batch: list[_Signing]) -> None:
         for signing in batch:
