@@ -1,14 +1,16 @@
 """The join token's claims are built as the SDK builds them (`Claims.asdict()`), only faster: the
 same keys, the same values, for a bare grant and for one using every field the gateway can set
-and some it does not (SIP grants, a kind), so an SDK upgrade that changes the shape shows here."""
+and some it does not (SIP grants, a kind), so an SDK upgrade that changes the shape shows here.
+And they are signed as PyJWT signs them: the very same token."""
 
 from __future__ import annotations
 
+import jwt
 import pytest
 from livekit import api
 from livekit.api.access_token import Claims
 
-from voice_gateway.livekit.join_tokens import claims_of
+from voice_gateway.livekit.join_tokens import HS256, claims_of
 
 ROOM_CONFIG = api.RoomConfiguration(
     name="foundry_u1_pm-agent_sess_x",
@@ -53,3 +55,11 @@ def test_empty_and_unset_values_are_left_out_but_false_is_kept() -> None:
     assert shown["roomConfig"]["agents"] == [
         {"agentName": "pm-agent", "metadata": '{"user_id":"u1"}'}
     ]
+
+
+@pytest.mark.parametrize("claims", [bare(), full()], ids=["bare", "full"])
+def test_the_token_is_pyjwts_byte_for_byte(claims: Claims) -> None:
+    secret = "a-secret-long-enough-for-hs256-0123456789"
+    shown = {**claims_of(claims), "iss": "key", "sub": "u1", "nbf": 1, "exp": 2**31, "jti": "é"}
+
+    assert HS256(secret).encode(shown) == jwt.encode(shown, secret, algorithm="HS256")

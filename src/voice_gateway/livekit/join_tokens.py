@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-import jwt
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
+from jwt.algorithms import HMACAlgorithm
+from jwt.utils import base64url_encode
 from livekit import api
 from livekit.api.access_token import Claims, snake_to_lower_camel
 from pydantic import SecretStr
@@ -70,6 +72,7 @@ class TokenSigner:
     def __init__(self, api_key: str, api_secret: SecretStr, limiter: anyio.CapacityLimiter):
         self._api_key = api_key
         self._api_secret = api_secret
+        self._hs256 = HS256(api_secret.get_secret_value())
         self._limiter = limiter
         self._batch: _Batch | None = None  # gathering during this pass of the loop
 
@@ -128,7 +131,7 @@ class TokenSigner:
             nbf=calendar.timegm(grant.issued_at.utctimetuple()),
             exp=calendar.timegm(grant.expires_at.utctimetuple()),
         )
-        return jwt.encode(claims, secret, algorithm="HS256")
+        return self._hs256.encode(claims)
 
 
 def _join_only(room_name: str) -> api.VideoGrants:
@@ -140,6 +143,23 @@ def _join_only(room_name: str) -> api.VideoGrants:
         can_subscribe=True,
         can_publish_data=True,
     )
+
+
+class HS256:
+    """PyJWT's HS256 with its key prepared once. `jwt.encode` prepares the key on every call
+    (its PEM and SSH-key checks) and builds the header anew: 23 -> 10 µs a token (bench/README.md,
+    measured decisions). The token is byte for byte `jwt.encode`'s (a test holds it so)."""
+
+    HEADER = base64url_encode(b'{"alg":"HS256","typ":"JWT"}')  # jwt.encode's, keys sorted
+
+    def __init__(self, secret: str) -> None:
+        self._algorithm = HMACAlgorithm(HMACAlgorithm.SHA256)
+        self._key = self._algorithm.prepare_key(secret)
+
+    def encode(self, claims: dict[str, Any]) -> str:
+        payload = base64url_encode(json.dumps(claims, separators=(",", ":")).encode())
+        signed = self.HEADER + b"." + payload
+        return (signed + b"." + base64url_encode(self._algorithm.sign(signed, self._key))).decode()
 
 
 def claims_of(claims: Claims) -> dict[str, Any]:
