@@ -83,9 +83,9 @@ OTHER_ROOM = api.Room(name="someone-elses-room", sid="RM_other").SerializeToStri
 
 @pytest.mark.parametrize(
     "gateway_before",
-    [(200, OTHER_ROOM, PROTOBUF), (200, b"", PROTOBUF)],
+    [(200, OTHER_ROOM, PROTOBUF), (200, b"", PROTOBUF), (200, b"\xff\xff\xff", PROTOBUF)],
     indirect=True,
-    ids=["another-room", "empty-room"],
+    ids=["another-room", "empty-room", "not-a-message"],
 )
 async def test_a_create_room_answer_without_the_room_asked_for_is_a_502(
     gateway_before: httpx.AsyncClient,

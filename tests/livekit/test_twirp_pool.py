@@ -17,6 +17,8 @@ import trustme
 from livekit import api
 
 from tests.support.gateway import create_session, make_settings_for, running_gateway
+from tests.support.polling import wait_until
+from voice_gateway.livekit import twirp_pool
 
 # What the server does with each request: (its writer, the request's number on this connection,
 # the CreateRoomRequest) -> whether to keep the connection open.
@@ -28,6 +30,7 @@ class Seen:
     connections: int = 0
     open_now: int = 0
     most_open: int = 0
+    deletes_answered: int = 0
     requests: list[tuple[int, str]] = field(default_factory=list)  # (connection, method)
 
     def creates(self) -> list[int]:
@@ -235,3 +238,90 @@ async def test_a_deadline_mid_answer_closes_that_connection_and_the_next_call_ge
     assert second.status_code == 201, second.text
     assert seen.creates() == [1, seen.creates()[1]]
     assert seen.creates()[1] != 1
+
+
+async def test_an_answer_saying_connection_close_is_not_reused_or_retried() -> None:
+    async def closing(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        body = api.Room(name=ask.name, sid="RM_closing").SerializeToString()
+        head = "HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\nConnection: close\r\n"
+        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        return False
+
+    async with (
+        livekit_like(closing) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        statuses = [(await create_session(client)).status_code for _ in range(2)]
+
+    assert statuses == [201, 201]
+    assert seen.creates() == [1, 2]
+
+
+async def test_a_connection_idle_too_long_is_closed_not_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(twirp_pool, "IDLE_S", 0.05)
+    async with (
+        livekit_like(answer_room) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        first = await create_session(client)
+        await asyncio.sleep(0.2)
+        second = await create_session(client)
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert seen.creates() == [1, 2]  # a new connection at once, not a failed try on the old
+
+
+async def test_a_server_closing_without_answering_is_a_503_after_one_more_try() -> None:
+    answering = [True]
+
+    async def then_silent(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        return answering[0] and await answer_room(writer, number, ask)
+
+    async with (
+        livekit_like(then_silent) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        first = await create_session(client)
+        answering[0] = False
+        second = await create_session(client)
+
+    assert first.status_code == 201
+    assert second.status_code == 503
+    assert "closed the connection without answering" in second.json()["detail"]
+    assert seen.creates() == [1, 1, 2]  # the kept-alive connection, then one new one: no more
+
+
+async def test_calls_waiting_for_a_connection_past_their_deadline_leave_the_pool_usable() -> None:
+    async def slowly(writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest) -> bool:
+        await asyncio.sleep(0.3)
+        if seen.requests[-1][1] == "DeleteRoom":
+            seen.deletes_answered += 1
+        return await answer_room(writer, number, ask)
+
+    async with livekit_like(slowly) as (url, seen):
+        settings = make_settings_for(url, livekit_max_connections=1, livekit_timeout_s=0.5)
+        async with running_gateway(settings) as client:
+            # One connection: the first gets it, the second waits 0.3 s and gets it too late,
+            # the third gives up waiting.
+            rush = await asyncio.gather(*(create_session(client) for _ in range(3)))
+            # The two failed creates' clean-ups (DeleteRoom) go first, over the one connection.
+            await wait_until(lambda: seen.deletes_answered >= 2)
+            after = await create_session(client)
+
+    assert sorted(response.status_code for response in rush) == [201, 504, 504]
+    assert after.status_code == 201, after.text
+
+
+async def test_a_livekit_host_name_that_does_not_resolve_is_a_503_saying_so() -> None:
+    async with running_gateway(make_settings_for("http://livekit.invalid:7880")) as client:
+        response = await create_session(client)
+
+    assert response.status_code == 503
+    assert "host name does not resolve" in response.json()["detail"]

@@ -152,7 +152,7 @@ class TwirpPool:
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self._wake_one()  # woken and cancelled at once: the turn goes to the next
-            else:
+            elif waiter in self._waiters:  # a cancelled one may have been passed over already
                 self._waiters.remove(waiter)
             raise
 
