@@ -1,7 +1,8 @@
 """The gateway's own connection pool to LiveKit (livekit/twirp_pool.py), against real servers on
 loopback that behave as no stand-in does: TLS with a CA of the test's own, a server closing kept-
 alive connections as the next request arrives, one holding its answers, one that is not HTTP, one
-closing mid-answer. Each is seen through the gateway's HTTP API."""
+closing mid-answer. Each is seen through the gateway's HTTP API, or the pool's own where only it
+can show (the Host header, a cancellation timed against an answer)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from livekit import api
 from tests.support.gateway import create_session, make_settings_for, running_gateway
 from tests.support.polling import wait_until
 from voice_gateway.livekit import twirp_pool
+from voice_gateway.livekit.twirp_pool import TwirpAnswer, TwirpPool, _Connection
 
 # What the server does with each request: (its writer, the request's number on this connection,
 # the CreateRoomRequest) -> whether to keep the connection open.
@@ -325,3 +327,111 @@ async def test_a_livekit_host_name_that_does_not_resolve_is_a_503_saying_so() ->
 
     assert response.status_code == 503
     assert "host name does not resolve" in response.json()["detail"]
+
+
+async def test_an_interim_100_continue_is_not_taken_for_the_answer() -> None:
+    async def continue_first(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # what some proxies send unasked
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        return await answer_room(writer, number, ask)
+
+    async with (
+        livekit_like(continue_first) as (url, seen),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        first = await create_session(client)
+        second = await create_session(client)
+
+    assert [first.status_code, second.status_code] == [201, 201], (first.text, second.text)
+    assert seen.creates() == [1, 1]  # each answer read as its own, on the one connection
+
+
+async def test_an_error_page_running_to_the_end_of_the_connection_is_its_status() -> None:
+    async def http_1_0_proxy(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\n\r\n<h1>502</h1>")
+        await writer.drain()
+        return False  # no Content-Length: the body ends where the connection does
+
+    async with (
+        livekit_like(http_1_0_proxy) as (url, _),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        response = await create_session(client)
+
+    assert response.status_code == 502, response.text
+    assert "HTTP 502" in response.json()["detail"]
+
+
+async def test_an_ipv6_literal_host_is_sent_in_brackets() -> None:
+    hosts: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        hosts.extend(line.split(": ", 1)[1] for line in head if line.lower().startswith("host:"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\n")
+        writer.write(b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(serve, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = server.sockets[0].getsockname()[1]
+    pool = TwirpPool(f"http://[::1]:{port}", 1)
+    try:
+        answer = await pool.post("/twirp/livekit.RoomService/ListRooms", "token", b"")
+    finally:
+        await pool.aclose()
+        server.close()
+
+    assert answer.status == 200
+    assert hosts == [f"[::1]:{port}"]  # not "::1:port", which no proxy can split
+
+
+async def test_a_waiter_cancelled_as_a_connection_comes_back_is_only_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The waiter's deadline and the answer that frees a connection land in the same pass of the
+    loop: the answer's call gives its connection back first and passes over the cancelled waiter,
+    which must still end as cancelled (not ValueError from a queue it is no longer in)."""
+    answer_now = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader):
+            await answer_now.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\n")
+            writer.write(b"Content-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    pool = TwirpPool(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1)
+    waiting: list[asyncio.Task[TwirpAnswer]] = []
+    answered = _Connection.on_message_complete
+
+    def answered_then_the_waiters_deadline(connection: _Connection) -> None:
+        answered(connection)
+        waiting[0].cancel()
+
+    monkeypatch.setattr(_Connection, "on_message_complete", answered_then_the_waiters_deadline)
+    holder = asyncio.create_task(pool.post("/first", "token", b""))
+    await asyncio.sleep(0.05)
+    waiting.append(asyncio.create_task(pool.post("/second", "token", b"")))
+    await asyncio.sleep(0.05)
+    answer_now.set()
+    try:
+        held, waited = await asyncio.gather(holder, waiting[0], return_exceptions=True)
+        after = await pool.post("/third", "token", b"")  # the pool still gives connections
+    finally:
+        await pool.aclose()
+        server.close()
+
+    assert isinstance(held, TwirpAnswer)
+    assert isinstance(waited, asyncio.CancelledError), repr(waited)
+    assert after.status == 200

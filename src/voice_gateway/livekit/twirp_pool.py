@@ -66,7 +66,9 @@ class TwirpPool:
         self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if self._tls else 80)
-        host_header = self._host if parts.port is None else f"{self._host}:{parts.port}"
+        # An IPv6 literal goes back in its brackets (RFC 9110 7.2), which `hostname` strips.
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        host_header = host if parts.port is None else f"{host}:{parts.port}"
         self._base_path = parts.path.rstrip("/")
         self._fixed_headers = (
             f"Host: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
@@ -191,6 +193,8 @@ class _Connection(asyncio.Protocol):
         self._content_type = b""
         self._body: list[bytes] = []
         self._answering = False
+        self._framed = False  # the answer's head gave its body a length (or chunks)
+        self._body_to_eof = False  # a head without: the body runs to the connection's end
         self._lost = False
         self.idle_since = 0.0
 
@@ -217,6 +221,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if exc is None and self._body_to_eof and self._answer is not None:
+            self.on_message_complete()  # what httptools cannot tell without an end of input
         self._fail(_Closed(self._answering))
 
     def data_received(self, data: bytes) -> None:
@@ -232,18 +238,33 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
+        name = name.lower()
+        if name == b"content-type":
             self._content_type = value
+        elif name in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        # An error page may run to the end of the connection (HTTP/1.0 proxies): its status is
+        # still the answer. Never a 200, whose cut-off protobuf could parse as a shorter one.
+        status = self._parser.get_status_code()
+        self._body_to_eof = not self._framed and status >= 300 and status != 304
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the answer is still to come.
+            self._content_type, self._body, self._framed = b"", [], False
+            return
         content_type = self._content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
-        answer = TwirpAnswer(self._parser.get_status_code(), content_type, b"".join(self._body))
+        answer = TwirpAnswer(status, content_type, b"".join(self._body))
         if not self._parser.should_keep_alive():
             self.close()
         self._content_type, self._body = b"", []
+        self._framed = self._body_to_eof = False
         waiting, self._answer = self._answer, None
         if waiting is not None and not waiting.done():
             waiting.set_result(answer)
