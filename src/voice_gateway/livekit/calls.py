@@ -72,6 +72,12 @@ class LiveKitCalls:
         except (GatewayError, RoomNotFound) as exc:
             outcome = "not_found" if isinstance(exc, RoomNotFound) else exc.code
             raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"  # the request ended (client gone, shutdown), not LiveKit
+            raise
+        except BaseException:
+            outcome = "error"  # a bug: the request answers 500; the call must not read "ok"
+            raise
         finally:
             elapsed = time.perf_counter() - started
             self._metrics.livekit_calls.labels(method, outcome).observe(elapsed)
