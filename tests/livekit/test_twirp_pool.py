@@ -302,22 +302,22 @@ async def test_a_server_closing_without_answering_is_a_503_after_one_more_try() 
 
 async def test_calls_waiting_for_a_connection_past_their_deadline_leave_the_pool_usable() -> None:
     async def slowly(writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest) -> bool:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.4)
         if seen.requests[-1][1] == "DeleteRoom":
             seen.deletes_answered += 1
         return await answer_room(writer, number, ask)
 
     async with livekit_like(slowly) as (url, seen):
-        settings = make_settings_for(url, livekit_max_connections=1, livekit_timeout_s=0.5)
+        settings = make_settings_for(url, livekit_max_connections=1, livekit_timeout_s=1.0)
         async with running_gateway(settings) as client:
-            # One connection: the first gets it, the second waits 0.3 s and gets it too late,
-            # the third gives up waiting.
-            rush = await asyncio.gather(*(create_session(client) for _ in range(3)))
+            # One connection, 0.4 s a call, 1 s to answer: two in time, the third's answer
+            # would come too late (cancelled on the connection), the fourth gives up waiting.
+            rush = await asyncio.gather(*(create_session(client) for _ in range(4)))
             # The two failed creates' clean-ups (DeleteRoom) go first, over the one connection.
             await wait_until(lambda: seen.deletes_answered >= 2)
             after = await create_session(client)
 
-    assert sorted(response.status_code for response in rush) == [201, 504, 504]
+    assert sorted(response.status_code for response in rush) == [201, 201, 504, 504]
     assert after.status_code == 201, after.text
 
 
