@@ -17,6 +17,7 @@ import gc
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,11 +30,13 @@ from ..settings import Settings
 from .drain import Drain
 from .edge_events import EdgeEvents
 from .edge_protocol import EdgeLimits, edge_protocol
+from .listener import EagerListener, bind_listeners
 from .metrics import Metrics
 from .open_files import client_connection_bound, open_file_limit, raise_open_file_limit
 
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STARTUP_FAILURE = 3  # uvicorn's status when it cannot start
 # Probes and scrapes are answered whatever the load: an orchestrator that saw them fail would
 # restart or unroute a gateway that is only busy.
 NEVER_SHED_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
@@ -85,11 +88,43 @@ class GatewayServer(uvicorn.Server):
         )
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        if sockets is None and self.config.uds is None and self.config.fd is None:
+            await self._start_listening()
+        else:  # not how the gateway runs; uvicorn's own way, should anyone hand it sockets
+            await super().startup(sockets)
         # What start-up made (modules, schemas, the SDK's descriptors: ~70,000 objects) lives as
         # long as the process: out of the collector's reach, a full collection no longer walks it
         # while requests wait (bench/README.md, measured decisions).
         gc.freeze()
+
+    async def _start_listening(self) -> None:
+        """uvicorn's start-up for a host and port, with listeners that accept every waiting
+        connection per wake-up (ops/listener.py) instead of uvloop's one per poll."""
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            sys.exit(STARTUP_FAILURE)
+        config, loop = self.config, asyncio.get_running_loop()
+
+        def create_protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=loop,
+            )
+
+        try:
+            listeners = bind_listeners(config.host, config.port, config.backlog)
+        except OSError as exc:
+            logger.error("could not listen on %s:%d: %s", config.host, config.port, exc)
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        self.servers = [
+            EagerListener(listener, create_protocol, loop, config.backlog)  # type: ignore[misc]
+            for listener in listeners
+        ]
+        self._log_started_message(listeners)
+        self.started = True
 
     async def on_tick(self, counter: int) -> bool:
         if self._close_listener_at is not None and time.monotonic() >= self._close_listener_at:
