@@ -77,6 +77,59 @@ def test_uvloops_own_server_accepts_one_per_poll_which_is_why() -> None:
     assert opened_after_a_few_passes(serve) <= LOOP_PASSES
 
 
+def test_a_connection_that_cannot_be_opened_is_logged_and_the_next_is_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made: list[int] = []
+
+    def protocol() -> asyncio.Protocol:
+        made.append(1)
+        if len(made) == 1:
+            raise RuntimeError("no protocol for the first")
+        return asyncio.Protocol()
+
+    async def main() -> None:
+        [sock] = bind_listeners("127.0.0.1", 0, 8)
+        listener = EagerListener(sock, protocol, asyncio.get_running_loop(), 8)
+        port = sock.getsockname()[1]
+        first = socket.create_connection(("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        second = socket.create_connection(("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        listener.close()
+        listener.close()  # twice: uvicorn's shutdown may, and nothing is left to close
+        await listener.wait_closed()
+        first.close()
+        second.close()
+
+    uvloop.run(main())
+
+    assert len(made) == 2
+    assert "an accepted connection could not be opened" in caplog.text
+
+
+def test_an_ipv6_address_is_listened_on_alone() -> None:
+    try:
+        [listener] = bind_listeners("::1", 0, 8)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with listener:
+        assert listener.family == socket.AF_INET6
+        assert listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+
+
+def test_every_address_a_host_names_is_listened_on() -> None:
+    listeners = bind_listeners("localhost", 0, 8)
+    try:
+        families = {listener.family for listener in listeners}
+        assert socket.AF_INET in families
+        if socket.has_ipv6 and len(listeners) > 1:  # ::1 where the host has it
+            assert socket.AF_INET6 in families
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
 @pytest.mark.slow
 def test_serve_on_a_port_already_taken_says_so_and_exits_3(
     tmp_path: Path, standin: StandIn

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from functools import partial
 
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 
@@ -62,10 +63,6 @@ class EagerListener:
         listener.setblocking(False)
         loop.add_reader(listener.fileno(), self._accept_waiting)
 
-    @property
-    def sockets(self) -> list[socket.socket]:
-        return [self._listener]
-
     def close(self) -> None:
         if self._listener.fileno() >= 0:
             self._loop.remove_reader(self._listener.fileno())
@@ -90,15 +87,16 @@ class EagerListener:
 
     def _open(self, connection: socket.socket) -> None:
         connection.setblocking(False)
-        if connection.family in (socket.AF_INET, socket.AF_INET6):
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as servers do
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as servers do: TCP only
         opening = self._loop.create_task(
             self._loop.connect_accepted_socket(self._protocol_factory, connection)
         )
         self._opening.add(opening)
-        opening.add_done_callback(self._opened)
+        opening.add_done_callback(partial(self._opened, connection))
 
-    def _opened(self, opening: asyncio.Task[object]) -> None:
+    def _opened(self, connection: socket.socket, opening: asyncio.Task[object]) -> None:
         self._opening.discard(opening)
+        if opening.cancelled() or opening.exception() is not None:
+            connection.close()  # no transport took it: nothing else would close it
         if not opening.cancelled() and (error := opening.exception()) is not None:
             logger.warning("an accepted connection could not be opened: %r", error)

@@ -88,10 +88,8 @@ class GatewayServer(uvicorn.Server):
         )
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        if sockets is None and self.config.uds is None and self.config.fd is None:
-            await self._start_listening()
-        else:  # not how the gateway runs; uvicorn's own way, should anyone hand it sockets
-            await super().startup(sockets)
+        # The gateway always serves a host and port (server_config): never sockets, fd or uds.
+        await self._start_listening()
         # What start-up made (modules, schemas, the SDK's descriptors: ~70,000 objects) lives as
         # long as the process: out of the collector's reach, a full collection no longer walks it
         # while requests wait (bench/README.md, measured decisions).
