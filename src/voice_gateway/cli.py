@@ -17,11 +17,10 @@ from pydantic import ValidationError
 from .cli_events import add_event_commands
 from .doctor import run_checks, settings_problems
 from .ops.logs import LogFormat, configure_logging
-from .ops.server import serve_until_stopped
+from .ops.server import STARTUP_FAILURE, serve_until_stopped
 from .settings import Settings, describe_settings_error
 from .web.app import create_app
 
-STARTUP_FAILURE = 3  # uvicorn's own status for it
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"  # noqa: S105  # LiveKit's own --dev pair, public by design
 PUBLIC_URL_ENV = "VOICE_GATEWAY_PUBLIC_LIVEKIT_URL"

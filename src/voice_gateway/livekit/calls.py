@@ -22,13 +22,12 @@ from ..errors import GatewayError, LiveKitBusy, LiveKitError, LiveKitTimeout, Li
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from .api_tokens import ServiceTokens
-from .twirp_pool import LiveKitUnreachable, NotHttp, TwirpAnswer, TwirpPool
+from .twirp_pool import TWIRP_MEDIA_TYPE, LiveKitUnreachable, NotHttp, TwirpAnswer, TwirpPool
 
 M = TypeVar("M", bound=Message)
 
 ROOM_SERVICE = "livekit.RoomService"
 AGENT_DISPATCH_SERVICE = "livekit.AgentDispatchService"
-TWIRP_MEDIA_TYPE = "application/protobuf"  # what LiveKit answers a protobuf request with
 # What the server answers (503 `unavailable`, after psrpc's 3 s) when no node holds the room an
 # RPC is routed to: the room does not exist (docs/livekit-observed.md, ListDispatch).
 NO_NODE_HOLDS_THE_ROOM = "no response from servers"

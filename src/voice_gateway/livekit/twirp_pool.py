@@ -33,6 +33,7 @@ from .. import __version__
 
 IDLE_S = 15.0  # aiohttp's keep-alive default; LiveKit (Go) keeps idle connections longer
 USER_AGENT = f"voice-gateway/{__version__}"
+TWIRP_MEDIA_TYPE = "application/protobuf"  # what a Twirp call sends, and LiveKit answers with
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class TwirpPool:
         self._base_path = parts.path.rstrip("/")
         self._fixed_headers = (
             f"Host: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
-            "Content-Type: application/protobuf\r\n"
+            f"Content-Type: {TWIRP_MEDIA_TYPE}\r\n"
         )
         self._max = max_connections
         self._open = 0  # connected or connecting, idle or busy

@@ -96,7 +96,8 @@ class EagerListener:
 
     def _opened(self, connection: socket.socket, opening: asyncio.Task[object]) -> None:
         self._opening.discard(opening)
-        if opening.cancelled() or opening.exception() is not None:
-            connection.close()  # no transport took it: nothing else would close it
-        if not opening.cancelled() and (error := opening.exception()) is not None:
-            logger.warning("an accepted connection could not be opened: %r", error)
+        if not opening.cancelled() and opening.exception() is None:
+            return
+        connection.close()  # no transport took it: nothing else would close it
+        if not opening.cancelled():
+            logger.warning("an accepted connection could not be opened: %r", opening.exception())
