@@ -3,14 +3,16 @@ translated, timed in the metrics.
 
 RoomService and AgentDispatchService are Twirp: a protobuf request (`livekit-api`'s messages) is
 POSTed over the gateway's one connection pool (`twirp_pool.py`) with a token signed off the loop
-(`api_tokens.py`), and the answer parsed into the message asked for. Every call runs under
-`anyio.fail_after`, and every way it can fail (refused connection, deadline, an error answer,
-something that is not LiveKit answering) becomes one of the gateway's domain errors, so no
-transport or Twirp error ever reaches a handler.
+(`api_tokens.py`), and the answer parsed into the message asked for. Every call runs under a
+deadline (`asyncio.timeout`; anyio's `fail_after` costs twice as much in a request's task, which
+anyio must first register: bench/README.md, measured decisions), and every way it can fail
+(refused connection, deadline, an error answer, something that is not LiveKit answering) becomes
+one of the gateway's domain errors, so no transport or Twirp error ever reaches a handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any, TypeVar
@@ -61,7 +63,7 @@ class LiveKitCalls:
         calls need); LiveKit's answer as an `answer`."""
         started, outcome = time.perf_counter(), "ok"
         try:
-            with anyio.fail_after(self._timeout_s):
+            async with asyncio.timeout(self._timeout_s):
                 return await self._call(
                     f"/twirp/{service}/{method}", request, answer, admin_of_room
                 )
