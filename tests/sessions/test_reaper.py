@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -18,7 +20,7 @@ from voice_gateway.livekit.clients import open_livekit
 from voice_gateway.ops.metrics import Metrics
 from voice_gateway.sessions.admission import open_admission
 from voice_gateway.sessions.event_outbox import EventOutbox
-from voice_gateway.sessions.reaper import ExpiryReaper
+from voice_gateway.sessions.reaper import FOLLOW_UPS_AT_ONCE, ExpiryReaper
 from voice_gateway.sessions.service import open_session_service
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
@@ -188,3 +190,34 @@ async def test_the_reaper_stops_with_the_app_even_mid_call(
             calls = standin.requests_count("ListRooms")
             await wait_until(lambda: standin.requests_count("ListRooms") > calls)
     standin.clear_faults()
+
+
+async def test_a_pass_follows_up_many_sessions_with_a_few_tasks(
+    settings: Settings, standin: StandIn
+) -> None:
+    # Each follow-up asks LiveKit (the agent is overdue), so they overlap in time.
+    records = [
+        session_record(datetime.now(UTC), session_id=f"sess_many{n:03d}") for n in range(120)
+    ]
+    for record in records:
+        standin.create_room(record.room_name("foundry"), metadata=record.to_metadata())
+    most_tasks = 0
+    sweeping = True
+
+    async def count_tasks() -> None:
+        nonlocal most_tasks
+        while sweeping:
+            most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+            await anyio.lowlevel.checkpoint()
+
+    async with opened_reaper(settings, Metrics()) as reaper, anyio.create_task_group() as group:
+        group.start_soon(count_tasks)
+        tasks_before = len(asyncio.all_tasks())
+        standin.set_latency(0.01)
+        await reaper.sweep()
+        sweeping = False
+
+    # The followers (8) and nothing per session: before, a task for each of the 120.
+    assert most_tasks - tasks_before <= FOLLOW_UPS_AT_ONCE
+    for record in records:
+        standin.state.store.delete_room(record.room_name("foundry"))

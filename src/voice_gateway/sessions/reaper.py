@@ -54,7 +54,6 @@ class ExpiryReaper:
         # LiveKit with its webhook lost, and is ended here instead.
         self._last_seen: dict[str, tuple[api.Room, SessionRecord]] = {}
         self._passes = 0
-        self._following = anyio.CapacityLimiter(FOLLOW_UPS_AT_ONCE)
 
     async def sweep(self) -> int:
         """One pass: the number of expired sessions this pass ended."""
@@ -100,24 +99,36 @@ class ExpiryReaper:
 
     async def _follow_up(self, live: Sessions, revived: set[str]) -> None:
         """What webhooks may have missed: a user LiveKit counts, an agent overdue or gone. A few
-        sessions at a time, so a slow LiveKit does not stretch a pass past its next one."""
+        sessions at a time, so a slow LiveKit does not stretch a pass past its next one: that
+        many followers share one list, rather than a task per live session (tens of thousands
+        of tasks a pass, with that many sessions)."""
         self._passes += 1
         now = datetime.now(UTC)
-        async with anyio.create_task_group() as follow_ups:
-            for room_name, (room, record) in live.items():
-                if room_name not in revived and not record.has_expired(now):
-                    follow_ups.start_soon(self._follow_up_one, room, record)
+        due = iter(
+            [
+                (room, record)
+                for room_name, (room, record) in live.items()
+                if room_name not in revived and not record.has_expired(now)
+            ]
+        )
+
+        async def follow() -> None:
+            for room, record in due:
+                await self._follow_up_one(room, record)
+
+        async with anyio.create_task_group() as followers:
+            for _ in range(min(FOLLOW_UPS_AT_ONCE, len(live))):
+                followers.start_soon(follow)
 
     async def _follow_up_one(self, room: api.Room, record: SessionRecord) -> None:
         watch = self._sessions.agent_watch
-        async with self._following:
-            try:
-                record = await follow_user(self._sessions, room, record)
-                await watch.check_if_due(record, started_at(room))
-                if _recheck_due(record, self._passes):
-                    await watch.check_still_there(record, started_at(room))
-            except GatewayError as exc:
-                logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
+        try:
+            record = await follow_user(self._sessions, room, record)
+            await watch.check_if_due(record, started_at(room))
+            if _recheck_due(record, self._passes):
+                await watch.check_still_there(record, started_at(room))
+        except GatewayError as exc:
+            logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
 
     async def _end_vanished(self, live: Sessions, listed: set[str]) -> None:
         for room_name, (_, record) in self._last_seen.items():
