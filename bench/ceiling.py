@@ -44,7 +44,7 @@ LOG_LEVEL = "info"  # the gateway's default VOICE_GATEWAY_LOG_LEVEL
 
 
 class AccessLog:
-    """The gateway's access line, written as its RequestIdMiddleware and RequestObserver write it:
+    """The gateway's access line, written as its RequestObserver writes it:
     a fresh request id in the context, then one `voice_gateway.access` line per request."""
 
     def __init__(self, app: ASGIApp) -> None:

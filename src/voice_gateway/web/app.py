@@ -30,8 +30,6 @@ from .endpoint import operations_of, public_paths_of, routes_of
 from .middleware.access import AccessMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
 from .middleware.cors import AllowlistCORSMiddleware
-from .middleware.drain import DrainMiddleware
-from .middleware.request_id import RequestIdMiddleware
 from .middleware.request_observer import RequestObserver
 from .openapi import build_openapi
 from .problems import (
@@ -75,9 +73,7 @@ def middleware(settings: Settings, metrics: Metrics, drain: Drain) -> list[Middl
     # Outermost first. CORS before access, so preflights need no credentials; access before
     # the body limit, so a caller without credentials is refused before any body is read.
     return [
-        Middleware(RequestIdMiddleware),
-        Middleware(RequestObserver, metrics=metrics),
-        Middleware(DrainMiddleware, drain=drain),
+        Middleware(RequestObserver, metrics=metrics, drain=drain),
         Middleware(AllowlistCORSMiddleware, origins=settings.cors_origins),
         Middleware(AccessMiddleware, public_paths=public_paths_of(ENDPOINTS)),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
