@@ -69,7 +69,10 @@ def modes_for(operation: Operation) -> list[GenerationMode]:
 
 
 def test_every_documented_operation_answers_as_documented(standin: StandIn) -> None:
-    settings = make_settings(standin, api_keys=[SERVICE_KEY])
+    # One agent, served at once: a create that waits for its agent gets it, and any other agent
+    # is refused (403), rather than waiting out the agent wait for a 504 no client could avoid.
+    standin.agents.serve("pm-agent", join_after_s=0)
+    settings = make_settings(standin, api_keys=[SERVICE_KEY], allowed_agents=["pm-agent"])
     with live_gateway(settings) as (host, port):
         base_url = f"http://{host}:{port}"
         schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
