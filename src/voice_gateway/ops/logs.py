@@ -31,6 +31,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # uvicorn adds a colourised copy of some messages; the plain message is enough.
 _DROPPED_EXTRAS = frozenset({"color_message"})
+# Arguments no one can change after the call: a record holding only these is queued as it is.
+_IMMUTABLE_ARGS = (str, int, float, bool, type(None))
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)  # one, not one per line
 
 
 class RequestIdFilter(logging.Filter):
@@ -57,14 +60,20 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             line["exception"] = record.exc_text
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _ENCODER.encode(line)
 
 
 class _HandOff(logging.handlers.QueueHandler):
     """Queues records for the writer thread with the request id stamped (its filter runs here,
-    in the request's context) and the message and traceback rendered, the rest left as fields."""
+    in the request's context) and the message and traceback rendered, the rest left as fields.
+
+    A record whose arguments are all immutable (an access line's are) goes as it is: the writer
+    renders the same message, and no handler beside this one sees a changed record. The copy and
+    the rendering here were a fifth of an access line's cost on the loop."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if record.exc_info is None and _only_immutable(record.args):
+            return record
         record = copy.copy(record)
         record.msg = record.message = record.getMessage()
         record.args = None
@@ -72,6 +81,12 @@ class _HandOff(logging.handlers.QueueHandler):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
         return record
+
+
+def _only_immutable(args: Any) -> bool:
+    if not isinstance(args, tuple):
+        return args is None
+    return all(isinstance(arg, _IMMUTABLE_ARGS) for arg in args)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
