@@ -5,17 +5,24 @@ probes among them, waiting seconds. Run on uvloop, the loop `serve` runs on."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvloop
 
 from tests.cli.test_cli import livekit_env
 from tests.support.cli import run_cli
+from tests.support.gateway import make_settings_for
 from tests.support.keys import SERVICE_KEY
-from voice_gateway.ops.listener import EagerListener, bind_listeners
+from tests.support.processes import free_port
+from voice_gateway.ops.listener import ACCEPT_RETRY_S, EagerListener, bind_listeners
+from voice_gateway.ops.server import STARTUP_FAILURE, serve_until_stopped
 from voice_gateway.standin import StandIn
 
 WAITING = 200
@@ -141,3 +148,107 @@ def test_serve_on_a_port_already_taken_says_so_and_exits_3(
 
     assert result.returncode == 3
     assert f"could not listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_more_waiting_than_one_wake_up_takes_are_accepted_on_the_next() -> None:
+    async def main() -> int:
+        opened: list[asyncio.BaseTransport] = []
+        protocol = type("Protocol", (Counted,), {"opened": opened})
+        [sock] = bind_listeners("127.0.0.1", 0, 8)
+        listener = EagerListener(sock, protocol, asyncio.get_running_loop(), 2)
+        clients = [socket.create_connection(sock.getsockname()) for _ in range(5)]
+        for _ in range(LOOP_PASSES):
+            await asyncio.sleep(0)
+        listener.close()
+        await listener.wait_closed()
+        for client in clients:
+            client.close()
+        for transport in opened:
+            transport.close()
+        await asyncio.sleep(0)
+        return len(opened)
+
+    assert uvloop.run(main()) == 5
+
+
+# Run in a process of its own: it leaves itself no free file descriptor for a moment, twice.
+OUT_OF_DESCRIPTORS = """
+import asyncio, json, logging, os, resource, socket
+import uvloop
+from voice_gateway.ops.listener import EagerListener, bind_listeners
+
+warnings, loop_errors = [], []
+handler = logging.Handler()
+handler.emit = lambda record: warnings.append(record.getMessage())
+logging.getLogger("voice_gateway.server").addHandler(handler)
+RETRY_S = %(retry_s)s
+
+async def out_of_descriptors_while(listener_address, then):
+    client = socket.socket()  # its descriptor taken while there are some
+    lowest_free = os.dup(0)
+    os.close(lowest_free)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor
+    client.connect(listener_address)  # queued: accept() has no descriptor to give it
+    await asyncio.sleep(0.3)
+    then()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    await asyncio.sleep(RETRY_S + 0.5)
+    return client
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: loop_errors.append(context["message"]))
+    opened = []
+    class Protocol(asyncio.Protocol):
+        def connection_made(self, transport):
+            opened.append(transport)
+    [sock] = bind_listeners("127.0.0.1", 0, 8)
+    address = sock.getsockname()
+    listener = EagerListener(sock, Protocol, loop, 8)
+    seen = {}
+    await out_of_descriptors_while(address, lambda: seen.update(out=[len(opened), len(warnings)]))
+    seen["after"] = len(opened)
+    # Closed while accepting waits (uvicorn's shutdown may come then): the retry finds it closed.
+    await out_of_descriptors_while(address, listener.close)
+    print(json.dumps(seen | {"warnings": warnings, "loop_errors": loop_errors}))
+
+uvloop.run(main())
+"""
+
+
+def test_a_connection_accept_has_no_descriptor_for_waits_and_is_accepted_once_there_are() -> None:
+    child = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", OUT_OF_DESCRIPTORS % {"retry_s": ACCEPT_RETRY_S}],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    seen: dict[str, Any] = json.loads(child.stdout)
+
+    # One warning, not one per pass of the loop: the readable socket is left alone meanwhile.
+    assert seen["out"] == [0, 1], seen
+    assert "could not accept a connection: [Errno 24] Too many open files" in seen["warnings"][0]
+    assert seen["after"] == 1, seen  # still listening: accepted once descriptors were free
+    assert len(seen["warnings"]) == 2, seen  # the second time, closed while it waited
+    assert seen["loop_errors"] == [], seen  # and its retry did not touch the closed socket
+
+
+async def _lifespan_that_fails(scope: Any, receive: Any, send: Any) -> None:
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "no LiveKit client for you"})
+
+
+def test_serve_whose_app_fails_to_start_exits_3_without_listening(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()
+    settings = make_settings_for("http://127.0.0.1:1")
+
+    with pytest.raises(SystemExit) as exited:
+        serve_until_stopped(lambda *_: _lifespan_that_fails, settings, "127.0.0.1", port)
+
+    assert exited.value.code == STARTUP_FAILURE
+    assert "no LiveKit client for you" in caplog.text
+    assert "Application startup failed. Exiting." in caplog.text
+    with pytest.raises(ConnectionRefusedError):  # it never bound the port
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()

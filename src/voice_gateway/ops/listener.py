@@ -18,6 +18,10 @@ from collections.abc import Callable
 from functools import partial
 
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
+# How long accepting pauses after accept() failed (out of file descriptors, say): the socket
+# stays readable, so trying on the next pass would spin the loop and log on every pass. asyncio's
+# own servers pause as long (asyncio.constants.ACCEPT_RETRY_DELAY).
+ACCEPT_RETRY_S = 1.0
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
@@ -80,10 +84,18 @@ class EagerListener:
                 return  # the queue is empty
             except ConnectionAbortedError:
                 continue  # the client gave up while it waited
-            except OSError as exc:  # out of file descriptors, say: try again on the next wake-up
-                logger.warning("could not accept a connection: %s", exc)
+            except OSError as exc:  # out of file descriptors, say: the queue waits meanwhile
+                logger.warning(
+                    "could not accept a connection: %s; trying again in %g s", exc, ACCEPT_RETRY_S
+                )
+                self._loop.remove_reader(self._listener.fileno())
+                self._loop.call_later(ACCEPT_RETRY_S, self._resume)
                 return
             self._open(connection)
+
+    def _resume(self) -> None:
+        if self._listener.fileno() >= 0:  # not closed meanwhile
+            self._loop.add_reader(self._listener.fileno(), self._accept_waiting)
 
     def _open(self, connection: socket.socket) -> None:
         connection.setblocking(False)
