@@ -9,11 +9,13 @@ the stand-in, 32 calls at a time; bench/README.md, measured decisions). Here the
 sockets (TLS by `ssl`, verified as aiohttp verifies) and httptools, the C parser uvicorn serves
 with, read the answers.
 
-At most `max_connections` are open; a call past them waits for one to be given back. A connection
-idle longer than `IDLE_S` is closed rather than reused, and a call whose reused connection the
-server closed before answering is sent once more on a new one (the server may close an idle
-connection just as a request goes out; every Twirp call the gateway makes can be repeated).
-Deadlines are the caller's (`LiveKitCalls`): a call cancelled mid-answer closes its connection.
+At most `max_connections` are open; a call past them waits for one to be given back, first come
+first served: a connection given back (or the slot of one closed) is handed to the call that has
+waited longest, never kept by the call that gave it while others wait. A connection idle longer
+than `IDLE_S` is closed rather than reused, and a call whose reused connection the server closed
+before answering is sent once more on a new one (the server may close an idle connection just as
+a request goes out; every Twirp call the gateway makes can be repeated). Deadlines are the
+caller's (`LiveKitCalls`): a call cancelled mid-answer closes its connection.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ class TwirpPool:
             f"Content-Type: {TWIRP_MEDIA_TYPE}\r\n"
         )
         self._max = max_connections
-        self._open = 0  # connected or connecting, idle or busy
+        self._open = 0  # connected or connecting, idle or busy, or handed to a waiting call
         self._idle: list[_Connection] = []  # most recently used last: reused first
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # Calls waiting, longest first. Each is handed a connection given back, or None: the slot
+        # of one closed, to connect in. So while any waits, none is idle and all slots are taken,
+        # and a call that comes (or comes back) meanwhile waits behind them.
+        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self._closed = False
 
     async def post(self, path: str, token: str, body: bytes) -> TwirpAnswer:
@@ -120,68 +125,83 @@ class TwirpPool:
             self._give_back(connection, reusable=answered)
 
     async def _acquire(self) -> tuple[_Connection, bool]:
-        """An idle connection (True: reused), else a new one once fewer than the most are open."""
+        """An idle connection (True: reused), else a new one while fewer than the most are open,
+        else what is handed to this call after those that waited before it."""
         loop = asyncio.get_running_loop()
-        while True:
-            while self._idle:
-                connection = self._idle.pop()
-                if connection.usable(loop.time()):
-                    return connection, True
-                self._discard(connection)
-            if self._open < self._max:
-                return await self._connect(), False
-            await self._wait_for_a_connection(loop)
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.usable(loop.time()):
+                return connection, True
+            self._discard(connection)
+        if self._open < self._max:
+            self._open += 1  # its slot, taken before the connect yields to other calls
+            return await self._connect(), False
+        handed = await self._wait_for_a_connection(loop)
+        if handed is not None:  # reused: one the server has closed since is sent once more
+            return handed, True
+        return await self._connect(), False  # the slot of a closed one
 
     async def _connect(self) -> _Connection:
-        self._open += 1
+        """A new connection in a slot `_open` already counts; the slot is passed on on failure."""
         try:
             _, connection = await asyncio.get_running_loop().create_connection(
                 _Connection, self._host, self._port, ssl=self._tls,
                 server_hostname=self._host if self._tls else None,
             )  # fmt: skip
         except BaseException as exc:
-            self._open -= 1
-            self._wake_one()
+            self._release_slot()
             if isinstance(exc, OSError):
                 raise LiveKitUnreachable(why_unreachable(exc)) from exc
             raise
         return connection
 
-    async def _wait_for_a_connection(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiter: asyncio.Future[None] = loop.create_future()
+    async def _wait_for_a_connection(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        waiter: asyncio.Future[_Connection | None] = loop.create_future()
         self._waiters.append(waiter)
         try:
-            await waiter
+            return await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self._wake_one()  # woken and cancelled at once: the turn goes to the next
+                self._pass_on(waiter.result())  # handed one and cancelled at once: the next's
             elif waiter in self._waiters:  # a cancelled one may have been passed over already
                 self._waiters.remove(waiter)
             raise
 
     def _give_back(self, connection: _Connection, reusable: bool) -> None:
-        if reusable and not self._closed and connection.usable(None):
+        if not reusable or self._closed or not connection.usable(None):
+            self._discard(connection)
+        elif not self._hand_over(connection):
             connection.idle_since = asyncio.get_running_loop().time()
             self._idle.append(connection)
+
+    def _pass_on(self, handed: _Connection | None) -> None:
+        if handed is None:
+            self._release_slot()
         else:
-            self._discard(connection)
-        self._wake_one()
+            self._give_back(handed, reusable=True)
 
     def _discard(self, connection: _Connection) -> None:
-        self._open -= 1
         connection.close()
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        """A connection closed, or none made: its slot goes to the longest waiting call, if any."""
+        if not self._hand_over(None):
+            self._open -= 1
 
     def _close_idle(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
             self._discard(connection)
 
-    def _wake_one(self) -> None:
+    def _hand_over(self, handed: _Connection | None) -> bool:
+        """`handed` to the call that has waited longest, if any still waits (False: none)."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                waiter.set_result(handed)
+                return True
+        return False
 
 
 class _Connection(asyncio.Protocol):
