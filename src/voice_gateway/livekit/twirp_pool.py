@@ -15,7 +15,8 @@ waited longest, never kept by the call that gave it while others wait. A connect
 than `IDLE_S` is closed rather than reused, and a call whose reused connection the server closed
 before answering is sent once more on a new one (the server may close an idle connection just as
 a request goes out; every Twirp call the gateway makes can be repeated). Deadlines are the
-caller's (`LiveKitCalls`): a call cancelled mid-answer closes its connection.
+caller's (`LiveKitCalls`): a call cancelled mid-answer closes its connection. After `aclose` no
+connection is opened: calls waiting for one, and new ones that would open one, fail at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .. import __version__
 IDLE_S = 15.0  # aiohttp's keep-alive default; LiveKit (Go) keeps idle connections longer
 USER_AGENT = f"voice-gateway/{__version__}"
 TWIRP_MEDIA_TYPE = "application/protobuf"  # what a Twirp call sends, and LiveKit answers with
+CLOSED = "the gateway is stopping: its connections to LiveKit are closed"
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,14 @@ class TwirpPool:
             raise _unreachable(closed) from None
 
     async def aclose(self) -> None:
-        """Close every idle connection now and each busy one as its call ends."""
+        """Close every idle connection now and each busy one as its call ends; calls waiting for
+        a connection, and every call from now on that would open one, fail at once."""
         self._closed = True
         self._close_idle()
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(LiveKitUnreachable(CLOSED))
 
     def _request(self, path: str, token: str, body: bytes) -> bytes:
         head = (
@@ -144,6 +151,8 @@ class TwirpPool:
     async def _connect(self) -> _Connection:
         """A new connection in a slot `_open` already counts; the slot is passed on on failure."""
         try:
+            if self._closed:  # a call that came after aclose, or was handed a slot before it
+                raise LiveKitUnreachable(CLOSED)
             _, connection = await asyncio.get_running_loop().create_connection(
                 _Connection, self._host, self._port, ssl=self._tls,
                 server_hostname=self._host if self._tls else None,
@@ -156,12 +165,14 @@ class TwirpPool:
         return connection
 
     async def _wait_for_a_connection(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
+        if self._closed:
+            raise LiveKitUnreachable(CLOSED)
         waiter: asyncio.Future[_Connection | None] = loop.create_future()
         self._waiters.append(waiter)
         try:
             return await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._pass_on(waiter.result())  # handed one and cancelled at once: the next's
             elif waiter in self._waiters:  # a cancelled one may have been passed over already
                 self._waiters.remove(waiter)
