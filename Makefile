@@ -21,8 +21,12 @@ uv: $(UV)
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 ## The locked dependencies into .venv; a uv.lock that no longer matches pyproject.toml fails here.
+## Compiled to bytecode here, as the image's are (Dockerfile: UV_COMPILE_BYTECODE): where Python may
+## not write __pycache__ (PYTHONDONTWRITEBYTECODE, a read-only tree) every start compiled the
+## dependencies and src/ again, over half of `serve`'s start-up (bench/README.md, measured decisions).
 install: uv
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
+	$(UV) run --no-sync python -m compileall -q src
 
 ## The main job: the gateway on 127.0.0.1:8000 with the LiveKit stand-in on 127.0.0.1:7880.
 run: install
