@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from jwt.warnings import InsecureKeyLengthWarning
-from livekit import api
 
 from .access.jwks import download_jwks
 from .access.rate_limits import check_store
 from .access.service_keys import HASHED_PREFIX
 from .errors import GatewayError, LiveKitUnavailable
+from .livekit import api
 from .livekit.clients import LiveKit, open_livekit
 from .livekit.join_tokens import JoinGrant
 from .ops.metrics import Metrics

@@ -1,22 +1,43 @@
 """What `serve` loads before its first request: the Redis client (coredis, and numpy through it)
-and httpx only when a setting asks for them (bench/README.md, measured decisions: each was a
-large share of the start-up). Merging the events CLI once brought coredis back into every start."""
+and httpx only when a setting asks for them, and never the `livekit.api` package, whose
+`__init__` imports aiohttp and every service client of the SDK (bench/README.md, measured
+decisions: each was a large share of the start-up). Merging the events CLI once brought coredis
+back into every start."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-LOADED = """
+DEFERRED = ("coredis", "numpy", "httpx", "aiohttp", "livekit.api")
+LOADED = f"""
 import sys
 import voice_gateway.cli, voice_gateway.web.app
-print(",".join(name for name in ("coredis", "numpy", "httpx") if name in sys.modules))
+print(",".join(name for name in {DEFERRED!r} if name in sys.modules))
+"""
+# The SDK's token and webhook modules, loaded from their files by voice_gateway.livekit.api, are
+# the very modules `livekit.api` re-exports once something imports the whole SDK.
+SHARED = """
+from voice_gateway.livekit import api
+from livekit import api as sdk
+from livekit.api import access_token, webhook
+print(api.AccessToken is sdk.AccessToken is access_token.AccessToken,
+      api.Claims is access_token.Claims,
+      api.WebhookReceiver is sdk.WebhookReceiver is webhook.WebhookReceiver,
+      api.TokenVerifier is sdk.TokenVerifier)
 """
 
 
-def test_the_cli_and_the_app_load_neither_redis_nor_httpx_unasked() -> None:
+def _run(script: str) -> str:
     answer = subprocess.run(  # noqa: S603 - this interpreter, our own script
-        [sys.executable, "-c", LOADED], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
+    return answer.stdout.strip()
 
-    assert answer.stdout.strip() == ""
+
+def test_the_cli_and_the_app_load_neither_redis_nor_httpx_nor_aiohttp_unasked() -> None:
+    assert _run(LOADED) == ""
+
+
+def test_the_sdk_loaded_later_shares_the_gateways_token_and_webhook_classes() -> None:
+    assert _run(SHARED) == "True True True True"

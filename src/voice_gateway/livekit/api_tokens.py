@@ -14,8 +14,9 @@ from datetime import timedelta
 from functools import partial
 
 import anyio
-from livekit import api
 from pydantic import SecretStr
+
+from . import api
 
 SERVICE_TOKEN_TTL = timedelta(minutes=10)
 ADMIN_TOKEN_TTL = timedelta(minutes=1)

@@ -9,8 +9,7 @@ exist is a 503 after about 3 s, not a 404, which the caller sees as an empty lis
 
 from __future__ import annotations
 
-from livekit import api
-
+from . import api
 from .calls import AGENT_DISPATCH_SERVICE, LiveKitCalls, RoomNotFound
 
 

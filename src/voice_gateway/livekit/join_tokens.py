@@ -24,11 +24,11 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_encode
-from livekit import api
-from livekit.api.access_token import Claims, snake_to_lower_camel
 from pydantic import SecretStr
 
 from ..ids import new_token_id
+from . import api
+from .api import Claims, snake_to_lower_camel
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from livekit import api
 
 from ..errors import LiveKitError
 from ..ops.metrics import Metrics
 from ..settings import Settings
+from . import api
 from .api_tokens import ServiceTokens
 from .calls import LiveKitCalls, RoomNotFound
 from .twirp_pool import TwirpPool

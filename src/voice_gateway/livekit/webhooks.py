@@ -12,11 +12,11 @@ from functools import partial
 import anyio
 import jwt
 from google.protobuf.json_format import ParseError
-from livekit import api
 from pydantic import SecretStr
 
 from ..errors import MalformedRequest, WebhookRejected
 from ..ops.metrics import Metrics
+from . import api
 
 STALE_ERRORS = (jwt.ExpiredSignatureError, jwt.ImmatureSignatureError)
 

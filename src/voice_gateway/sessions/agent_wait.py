@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import anyio
-from livekit import api
 
 from ..errors import AgentUnavailable, GatewayError, SessionEnded
+from ..livekit import api
 from ..livekit.rooms import LiveKitRooms
 from .lifecycle import AGENT, joined_at
 

@@ -19,9 +19,9 @@ import logging
 from datetime import UTC, datetime
 
 import anyio
-from livekit import api
 
 from ..errors import GatewayError
+from ..livekit import api
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from . import events
 from .closer import SessionCloser

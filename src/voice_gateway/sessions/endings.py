@@ -29,10 +29,10 @@ import secrets
 from datetime import datetime
 from typing import Literal
 
-from livekit import api
 from pydantic import BaseModel, ValidationError
 
 from ..errors import GatewayError
+from ..livekit import api
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..ops.metrics import Metrics
 from ..vocabulary import end_mark_room_name, session_id_named_by

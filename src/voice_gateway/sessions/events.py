@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from livekit import api
-
+from ..livekit import api
 from .endings import EndReason
 from .lifecycle import AGENT, is_the_user, reported_join_time
 from .record import SessionRecord

@@ -27,12 +27,12 @@ import re
 from contextlib import suppress
 from datetime import datetime
 
-from livekit import api
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from ..access.caller import Caller
 from ..errors import FieldError, IdempotencyConflict, InvalidRequest, SessionEnded
 from ..ids import new_claim_nonce
+from ..livekit import api
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from ..vocabulary import IDEMPOTENCY_KEY_PATTERN, SESSION_ID_PREFIX, claim_room_name
 from .record import SessionRecord, now_to_the_second, record_of

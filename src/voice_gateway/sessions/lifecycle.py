@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from livekit import api
-
+from ..livekit import api
 from .endings import EndReason
 from .record import Observed, SessionRecord
 

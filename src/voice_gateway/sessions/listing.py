@@ -15,11 +15,11 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from livekit import api
 from pydantic import BaseModel, ValidationError
 
 from ..access.caller import Caller
 from ..errors import FieldError, InvalidRequest
+from ..livekit import api
 from . import endings
 from .lifecycle import SessionState, Status, state_observed
 from .record import SessionRecord, now_to_the_second, record_of

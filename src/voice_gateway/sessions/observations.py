@@ -11,8 +11,8 @@ from collections.abc import Callable
 from weakref import WeakValueDictionary
 
 import anyio
-from livekit import api
 
+from ..livekit import api
 from ..livekit.rooms import LiveKitRooms, RoomNotFound
 from .record import Observed, SessionRecord, record_of
 

@@ -23,9 +23,9 @@ import zlib
 from datetime import UTC, datetime
 
 import anyio
-from livekit import api
 
 from ..errors import GatewayError
+from ..livekit import api
 from ..livekit.rooms import RoomNotFound
 from ..ops.metrics import Metrics
 from ..vocabulary import end_mark_room_name, is_session_room_name

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.json_format import ParseDict, ParseError
-from livekit import api
 
 from ..errors import FieldError, Forbidden, InvalidRequest
+from ..livekit import api
 from ..vocabulary import AGENT_ALPHABET, AGENT_ID_PATTERN
 
 FIELD = "room_config"

@@ -15,7 +15,6 @@ from functools import partial
 
 import anyio
 import anyio.abc
-from livekit import api
 
 from ..access.caller import Caller, CallerKind, require_may_act_for
 from ..errors import (
@@ -28,6 +27,7 @@ from ..errors import (
     SessionNotFound,
 )
 from ..ids import new_identity, new_session_id
+from ..livekit import api
 from ..livekit.clients import LiveKit
 from ..livekit.join_tokens import JoinGrant
 from ..livekit.rooms import RoomNotFound

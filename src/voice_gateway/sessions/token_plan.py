@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from livekit import api
-
 from ..errors import FieldError, InvalidRequest
 from ..ids import new_token_session_id
+from ..livekit import api
 from ..settings import Settings
 from ..vocabulary import token_room_name, token_session_id_of
 from .record import SessionRecord, session_lifetime

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from livekit import api
-
+from ..livekit import api
 from . import events
 from .lifecycle import is_the_user, seen_joining
 from .record import Observed, SessionRecord

@@ -17,9 +17,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from livekit import api
-
 from ..errors import EventsUnavailable, GatewayError
+from ..livekit import api
 from ..livekit.webhooks import WebhookInbox
 from ..ops.metrics import Metrics
 from . import endings, events

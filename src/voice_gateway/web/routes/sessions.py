@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from livekit import api
 from starlette.responses import Response
 
 from ...access.caller import fill_own_identity
+from ...livekit import api
 from ...sessions import idempotency
 from ...sessions.lifecycle import SessionState, reported_join_time
 from ...sessions.listing import SessionFilter
