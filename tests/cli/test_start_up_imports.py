@@ -41,3 +41,28 @@ def test_the_cli_and_the_app_load_neither_redis_nor_httpx_nor_aiohttp_unasked() 
 
 def test_the_sdk_loaded_later_shares_the_gateways_token_and_webhook_classes() -> None:
     assert _run(SHARED) == "True True True True"
+
+
+def test_an_sdk_module_that_fails_to_load_leaves_nothing_behind() -> None:
+    failing = """
+import sys
+from voice_gateway.livekit.api import sdk_module
+try:
+    sdk_module("no_such_module")
+except FileNotFoundError:
+    print("livekit.api.no_such_module" in sys.modules, "livekit.api" in sys.modules)
+"""
+    assert _run(failing) == "False False"
+
+
+def test_once_the_whole_sdk_is_loaded_its_modules_are_imported_as_usual() -> None:
+    loaded = """
+import livekit.api, sys
+from voice_gateway.livekit.api import sdk_module
+print(sdk_module("version") is sys.modules["livekit.api.version"])
+try:
+    sdk_module("no_such_module")
+except ModuleNotFoundError as exc:
+    print(exc.name)
+"""
+    assert _run(loaded).split() == ["True", "livekit.api.no_such_module"]
