@@ -202,6 +202,27 @@ async def test_a_server_that_does_not_speak_http_is_a_502() -> None:
     assert "does not speak HTTP" in response.json()["detail"]
 
 
+async def test_a_server_switching_protocols_is_a_502() -> None:
+    async def switching(
+        writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
+    ) -> bool:
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        )
+        await writer.drain()
+        return True
+
+    async with (
+        livekit_like(switching) as (url, _),
+        running_gateway(make_settings_for(url)) as client,
+    ):
+        response = await create_session(client)
+
+    assert response.status_code == 502, response.text
+    assert response.json()["code"] == "livekit_error"
+    assert "HTTP 101" in response.json()["detail"]
+
+
 async def test_a_connection_closed_in_the_middle_of_an_answer_is_a_503_and_not_retried() -> None:
     async def half_an_answer(
         writer: asyncio.StreamWriter, number: int, ask: api.CreateRoomRequest
