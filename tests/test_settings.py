@@ -147,3 +147,37 @@ def test_an_events_lease_shorter_than_two_sends_is_refused_with_redis_only() -> 
 
     assert "VOICE_GATEWAY_EVENTS_LEASE_S must be at least 2 x" in problem
     assert in_memory.events_lease_s == 11
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:abc",  # a port that is not a number
+        "redis://[::1",  # an unclosed IPv6 literal
+        "http://localhost:6379",  # not Redis
+        "redis://:hunter2@/0",  # no host
+        "redis://localhost:6379/zero",  # a db that is not a number
+    ],
+)
+def test_a_redis_url_that_cannot_be_one_is_refused_without_echoing_it(url: str) -> None:
+    problem = refusal(redis_url=url)
+
+    assert "VOICE_GATEWAY_REDIS_URL" in problem
+    assert url not in problem
+    assert "hunter2" not in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "redis://:p%40ss@redis:6379",
+        "rediss://user:pass@redis.example.com/3",
+        "redis://[::1]:6379/0",
+    ],
+)
+def test_redis_urls_of_every_documented_shape_are_taken(url: str) -> None:
+    settings = Settings(**(REQUIRED | {"redis_url": url}))
+
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 import limits
 from pydantic import (
@@ -204,6 +205,17 @@ class Settings(BaseSettings):
         empty = value == "" or (isinstance(value, SecretStr) and not value.get_secret_value())
         return None if empty else value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _must_be_a_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here, not first by the client in the lifespan (a traceback, exit 3); the
+        # message never echoes the URL, which may carry a password.
+        if value is not None and not _is_redis_url(value.get_secret_value()):
+            raise ValueError(
+                "must be redis://[user:password@]host[:port][/db] (or rediss:// for TLS)"
+            )
+        return value
+
     @field_validator("jwt_jwks_url")
     @classmethod
     def _must_be_http_url(cls, value: str | None) -> str | None:
@@ -252,13 +264,6 @@ class Settings(BaseSettings):
     @property
     def events_configured(self) -> bool:
         return bool(self.events_url)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _must_be_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
-            raise ValueError("must start with redis:// or rediss://")
-        return value
 
     @field_validator("rate_limit_user", "rate_limit_address", "rate_limit_service")
     @classmethod
@@ -355,3 +360,18 @@ def describe_settings_error(error: ValidationError) -> str:
         reason = "is missing" if item["type"] == "missing" else f"is invalid: {item['msg']}"
         problems.append(f"{env_name(field)} {reason}")
     return "invalid settings: " + "; ".join(problems)
+
+
+def _is_redis_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError:
+        return False
+    path_is_a_db = parts.path.strip("/").isdigit() or parts.path in ("", "/")
+    return (
+        parts.scheme in ("redis", "rediss")
+        and bool(parts.hostname)
+        and path_is_a_db
+        and (port is None or port > 0)
+    )
