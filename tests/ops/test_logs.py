@@ -185,6 +185,37 @@ def test_uvicorns_own_access_log_is_replaced(restored_logging: None) -> None:
     assert stream.getvalue() == ""
 
 
+class FailingOnce(io.StringIO):
+    """A stream whose first write fails, as a full disk or a closed pipe would."""
+
+    failed = False
+
+    def write(self, text: str) -> int:
+        if not self.failed:
+            self.failed = True
+            raise OSError("no space left on device")
+        return super().write(text)
+
+
+def test_a_line_that_cannot_be_formatted_or_written_does_not_stop_the_others(
+    restored_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = FailingOnce()
+    writer = configure_logging("json", "info", stream)
+    lines = logging.getLogger("voice_gateway.test")
+    lines.info("lost with its batch: %s", "the write fails")
+    writer.stop()
+    writer = configure_logging("json", "info", stream)
+    lines.info("a format that does not fit: %d", "not a number")
+    lines.info("written: %s", "after both")
+    writer.stop()
+
+    assert [json.loads(text)["message"] for text in stream.getvalue().splitlines()] == [
+        "written: after both"
+    ]
+    assert capsys.readouterr().err.count("--- Logging error ---") == 2
+
+
 async def broken_handler(request: Request) -> Response:
     raise RuntimeError("a bug")
 
