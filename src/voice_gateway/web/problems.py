@@ -138,7 +138,13 @@ async def on_client_disconnect(request: Request[Any], exc: Exception) -> Respons
 async def on_unexpected_error(request: Request[Any], exc: Exception) -> Response:
     # A bug: log it with its traceback for us, tell the client only that it happened and its id.
     logger.exception("unhandled error while serving %s %s", request.method, request.url.path)
-    return error_response(request, GatewayError("The gateway failed; this is a bug."))
+    response = error_response(request, GatewayError("The gateway failed; this is a bug."))
+    # Starlette's ServerErrorMiddleware sends this answer outside every middleware of ours, so
+    # RequestObserver never sees it: while draining, it closes its connection here instead.
+    drain = request.scope.get("state", {}).get("drain")
+    if drain is not None and drain.started:
+        response.headers["Connection"] = "close"
+    return response
 
 
 def _http_detail(request: Request[Any], exc: HTTPException) -> str:

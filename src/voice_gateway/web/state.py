@@ -28,7 +28,7 @@ class AppState(TypedDict):
     access: AccessControl
     readiness: Readiness
     openapi: dict[str, Any]
-    # Per request, in a copy of the state: set by the request-id and access middleware.
+    # Per request, in a copy of the state: set by RequestObserver and the access middleware.
     request_id: NotRequired[str]
     caller: NotRequired[Caller]
 
