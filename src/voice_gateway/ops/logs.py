@@ -10,7 +10,6 @@ it wakes on a timer and writes a batch, so logging a line never wakes a thread (
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -129,15 +128,19 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
     def flush(self) -> None:
-        with self.lock or contextlib.nullcontext():
+        """The lines formatted since the last flush, in one write; nothing to do without any
+        (logging's shutdown flushes every handler, its stream perhaps closed by then)."""
+        self.acquire()
+        try:
             lines, self._lines = self._lines, []
-            try:
-                if lines:
-                    self.stream.write("".join(lines))
+            if lines:
+                self.stream.write("".join(lines))
                 self.stream.flush()
-            except Exception:
-                if self._last is not None:
-                    self.handleError(self._last)
+        except Exception:
+            if self._last is not None:
+                self.handleError(self._last)
+        finally:
+            self.release()
 
 
 class LogWriter:
