@@ -104,20 +104,19 @@ class ExpiryReaper:
         of tasks a pass, with that many sessions)."""
         self._passes += 1
         now = datetime.now(UTC)
-        due = iter(
-            [
-                (room, record)
-                for room_name, (room, record) in live.items()
-                if room_name not in revived and not record.has_expired(now)
-            ]
-        )
+        due = [
+            (room, record)
+            for room_name, (room, record) in live.items()
+            if room_name not in revived and not record.has_expired(now)
+        ]
+        next_due = iter(due)  # one for all followers: each takes the next session not taken
 
         async def follow() -> None:
-            for room, record in due:
+            for room, record in next_due:
                 await self._follow_up_one(room, record)
 
         async with anyio.create_task_group() as followers:
-            for _ in range(min(FOLLOW_UPS_AT_ONCE, len(live))):
+            for _ in range(min(FOLLOW_UPS_AT_ONCE, len(due))):
                 followers.start_soon(follow)
 
     async def _follow_up_one(self, room: api.Room, record: SessionRecord) -> None:
