@@ -81,13 +81,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, required=True)
     args = parser.parse_args(argv)
-    writer = configure_logging("json", "info", stream=open(os.devnull, "w"))  # noqa: SIM115
-    try:
-        uvloop.run(create_sessions(args.requests))
-    except NotCreated as exc:
-        sys.exit(f"in_process: {exc}")
-    finally:
-        writer.stop()
+    with open(os.devnull, "w") as lines:  # logged as `serve` logs, to nowhere
+        writer = configure_logging("json", "info", stream=lines)
+        try:
+            uvloop.run(create_sessions(args.requests))
+        except NotCreated as exc:
+            sys.exit(f"in_process: {exc}")
+        finally:
+            writer.stop()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ its connection (see `ops/drain.py`).
 
 Outside everything that may answer early (auth, limits), so those answers are counted, logged and
 carry their id too. One middleware with one hook on the answer's start, not three (request id,
-observer, drain) each wrapping `send`: 1.6 % of a session's instructions (bench/README.md,
+observer, drain) each wrapping `send`: 1.7% of a session's instructions (bench/README.md,
 measured decisions).
 """
 
