@@ -3,10 +3,11 @@
 `AccessToken.to_jwt` and `TokenVerifier.verify` are plain CPU-bound functions. They run through
 `anyio.to_thread.run_sync` with the service layer's shared `CapacityLimiter`, never on the loop.
 
-Join tokens asked for during one pass of the event loop are signed together, in one thread hop
-(`_Batch`): each hop is a wake-up of a worker thread and GIL hand-offs with the loop, and
-under load one hop per token kept every worker busy handing the GIL back and forth while requests
-queued for them (bench/README.md, measured decisions).
+Join tokens asked for together are signed together, in one thread hop (`_Batch`): each hop is a
+wake-up of a worker thread and GIL hand-offs with the loop, and under load one hop per token kept
+every worker busy handing the GIL back and forth while requests queued for them. A batch gathers
+for one pass of the event loop, or for as long as the batch before it is in its thread: one hop
+at a time (bench/README.md, measured decisions).
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ class TokenSigner:
         self._api_secret = api_secret
         self._hs256 = HS256(api_secret.get_secret_value())
         self._limiter = limiter
-        self._batch: _Batch | None = None  # gathering during this pass of the loop
+        self._batch: _Batch | None = None  # gathering, not yet in a worker thread
+        # One batch in the worker threads at a time: batches in several threads at once
+        # contended with the loop and each other for the GIL (bench/README.md, measured
+        # decisions); a batch gathered meanwhile goes next, bigger.
+        self._one_hop_at_a_time = anyio.Lock()
 
     async def sign(self, grant: JoinGrant) -> str:
         signing = _Signing(grant)
@@ -86,16 +91,19 @@ class TokenSigner:
         return signing.result()
 
     async def _lead_batch(self, first: _Signing) -> None:
-        """The first signing of a pass gathers the others of the same pass and signs them all.
-        Shielded: the others wait on this batch, whatever happens to the request that led it."""
+        """The first signing that finds no batch gathering gathers the others until its batch
+        goes to a worker thread: at the end of this pass of the loop, or once the batch before
+        it is back. Shielded: the others wait on this batch, whatever happens to the request
+        that led it."""
         self._batch = batch = _Batch([first])
         try:
             with anyio.CancelScope(shield=True):
-                await anyio.lowlevel.checkpoint()
-                self._batch = None  # later ones start a batch of their own
-                await anyio.to_thread.run_sync(
-                    self._sign_all, batch.signings, limiter=self._limiter
-                )
+                async with self._one_hop_at_a_time:
+                    await anyio.lowlevel.checkpoint()
+                    self._batch = None  # later ones start a batch of their own
+                    await anyio.to_thread.run_sync(
+                        self._sign_all, batch.signings, limiter=self._limiter
+                    )
         finally:
             batch.done.set()
 
