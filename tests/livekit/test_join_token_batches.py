@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -11,7 +12,7 @@ from livekit import api
 from pydantic import SecretStr
 
 from tests.support.keys import API_KEY, API_SECRET
-from voice_gateway.livekit.join_tokens import JoinGrant, TokenSigner
+from voice_gateway.livekit.join_tokens import JoinGrant, TokenSigner, _Signing
 
 
 def grant_for(room_name: str, metadata: str = "") -> JoinGrant:
@@ -41,3 +42,41 @@ async def test_a_signing_that_fails_fails_only_its_own_request() -> None:
     for room_name in ("room-a", "room-b"):
         claims = jwt.decode(tokens[room_name], API_SECRET, algorithms=["HS256"], issuer=API_KEY)
         assert claims["video"]["room"] == room_name
+
+
+class WatchedSigner(TokenSigner):
+    """Counts the batches that reach a worker thread and how many are there at once; each
+    stays a while, so a second batch would overlap it if it were sent."""
+
+    def __init__(self) -> None:
+        super().__init__(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(4))
+        self.batch_sizes: list[int] = []
+        self.in_threads = self.most_in_threads = 0
+
+    def _sign_all(self, batch: list[_Signing]) -> None:
+        self.in_threads += 1
+        self.most_in_threads = max(self.most_in_threads, self.in_threads)
+        self.batch_sizes.append(len(batch))
+        time.sleep(0.2)
+        super()._sign_all(batch)
+        self.in_threads -= 1
+
+
+async def test_one_batch_is_in_the_threads_at_a_time_and_the_next_gathers_meanwhile() -> None:
+    signer = WatchedSigner()
+    tokens: list[str] = []
+
+    async def sign(room_name: str) -> None:
+        tokens.append(await signer.sign(grant_for(room_name)))
+
+    async with anyio.create_task_group() as signings:
+        signings.start_soon(sign, "first")
+        await anyio.sleep(0.05)  # the first batch is in its thread now
+        for wave in range(3):  # asked for over three passes of the loop, not one
+            signings.start_soon(sign, f"later-{wave}-a")
+            signings.start_soon(sign, f"later-{wave}-b")
+            await anyio.sleep(0.02)
+
+    assert signer.most_in_threads == 1
+    assert signer.batch_sizes == [1, 6]
+    assert len(tokens) == 7
