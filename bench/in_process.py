@@ -21,6 +21,7 @@ from typing import Any
 
 import uvloop
 
+from voice_gateway.ops import server
 from voice_gateway.ops.logs import configure_logging
 from voice_gateway.settings import Settings
 from voice_gateway.web.app import create_app
@@ -67,7 +68,7 @@ async def create_sessions(requests: int) -> None:
     app = create_app(Settings())
     async with app.router.lifespan_context(app) as lifespan_state:
         state = dict(lifespan_state or {})
-        gc.freeze()  # as `serve` does once it has started
+        _settle_heap()  # as `serve` does once it has started
         numbers: Iterator[int] = iter(range(requests))
 
         async def worker() -> None:
@@ -75,6 +76,15 @@ async def create_sessions(requests: int) -> None:
                 await create_one(app, state, number)
 
         await asyncio.gather(*(worker() for _ in range(AT_ONCE)))
+
+
+def _settle_heap() -> None:
+    # Trees from before `settle_heap` (an --alt-src of bench.instructions) only froze the heap.
+    settle = getattr(server, "settle_heap", None)
+    if settle is None:
+        gc.freeze()
+    else:
+        settle()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
