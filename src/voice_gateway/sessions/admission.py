@@ -29,6 +29,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
 import anyio
 
@@ -102,25 +103,21 @@ class Admission:
         self._caps = caps
         self._metrics = metrics
 
-    @asynccontextmanager
-    async def admitted(
+    def admitted(
         self, record: SessionRecord, exists: Callable[[], Awaitable[bool]] | None = None
-    ) -> AsyncIterator[None]:
+    ) -> Admitted:
         """A slot for `record` while the block creates its session, released should the block
         fail. `exists`: whether the session is live already (an idempotent replay), asked only
         when a cap refuses it, which then does not."""
-        new = await self._reserve(record, exists)
-        try:
-            yield
-        except BaseException:
-            if new:
-                with anyio.CancelScope(shield=True):  # a cancelled request frees its slot too
-                    await self._store.withdraw(record.session_id)
-            raise
+        return Admitted(self, record, exists)
 
     async def release(self, session_id: str) -> None:
         """The session ended: its slot is free for the next one."""
         await self._store.release(session_id)
+
+    async def withdraw(self, session_id: str) -> None:
+        """Its create failed: the slot it reserved is free again."""
+        await self._store.withdraw(session_id)
 
     async def reconcile(self, records: Iterable[SessionRecord], listing_age_s: float) -> None:
         """`records`: the live sessions of a room listing made `listing_age_s` ago."""
@@ -137,9 +134,10 @@ class Admission:
         per_user = CapUsage(caps.per_user, None)
         return Usage(gateway, per_user, None, caps.per_agent, counts.per_agent())
 
-    async def _reserve(
+    async def reserve(
         self, record: SessionRecord, exists: Callable[[], Awaitable[bool]] | None
     ) -> bool:
+        """A slot for `record` (True: newly counted); ConcurrencyLimited when a cap is full."""
         checks = self._caps.checks(record.user_id, record.agent_id)
         outcome = await self._store.reserve(Slot.of(record), checks)
         if not isinstance(outcome, Refusal):
@@ -151,6 +149,32 @@ class Admission:
         cap, limit = outcome.cap, outcome.limit
         logger.info("session %s refused: the %s cap of %d is full", record.session_id, cap, limit)
         raise ConcurrencyLimited(outcome.cap, outcome.limit, outcome.count, RETRY_AFTER_S)
+
+
+class Admitted:
+    """`Admission.admitted`'s block. A class, not an `asynccontextmanager`, whose generator
+    machinery cost 2-3 µs a session (bench/README.md, measured decisions)."""
+
+    def __init__(
+        self,
+        admission: Admission,
+        record: SessionRecord,
+        exists: Callable[[], Awaitable[bool]] | None,
+    ) -> None:
+        self._admission = admission
+        self._record = record
+        self._exists = exists
+        self._new = False  # this block counted the slot, so a failure withdraws it
+
+    async def __aenter__(self) -> None:
+        self._new = await self._admission.reserve(self._record, self._exists)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
+    ) -> None:
+        if error is not None and self._new:
+            with anyio.CancelScope(shield=True):  # a cancelled request frees its slot too
+                await self._admission.withdraw(self._record.session_id)
 
 
 @asynccontextmanager
