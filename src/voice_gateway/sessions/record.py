@@ -37,6 +37,9 @@ class Observed(BaseModel):
     agent_left_at: datetime | None = None
 
 
+NOTHING_SEEN = Observed()  # compared with, not built, per record written: it is frozen
+
+
 class SessionRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -47,11 +50,11 @@ class SessionRecord(BaseModel):
     expires_at: datetime
     # Absent in rooms made before the token endpoint existed: those are all "session" rooms.
     source: SessionSource = "session"
-    observed: Observed = Observed()
+    observed: Observed = NOTHING_SEEN
 
     def as_created(self) -> SessionRecord:
         """The record as the session was created, without what was seen of it since."""
-        return self.model_copy(update={"observed": Observed()})
+        return self.model_copy(update={"observed": NOTHING_SEEN})
 
     def room_name(self, prefix: str) -> str:
         """The one name a room holding this record may have."""
@@ -68,7 +71,7 @@ class SessionRecord(BaseModel):
 
     def to_metadata(self) -> str:
         # Nothing seen yet: no such field, so a new room's metadata is what it always was.
-        unseen = {"observed"} if self.observed == Observed() else None
+        unseen = {"observed"} if self.observed == NOTHING_SEEN else None
         return self.model_dump_json(exclude=unseen, exclude_none=True)
 
     def dispatch_metadata(self) -> str:
