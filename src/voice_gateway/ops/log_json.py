@@ -25,8 +25,9 @@ _EXTRAS_OF_SHAPE: dict[tuple[str, ...], tuple[str, ...]] = {}
 _MAX_SHAPES = 256
 # The extras of an access line (web/middleware/request_observer.py), in the order it sets them.
 ACCESS_EXTRAS = ("method", "path", "route", "status", "duration_ms", "request_id")
-_second: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last second rendered, as one tuple:
-# read and replaced whole, it needs no lock when two threads format at once
+# The last second rendered, and its text: one tuple, read and replaced whole, so two threads
+# formatting at once need no lock.
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
 
 
 class JsonFormatter(logging.Formatter):
