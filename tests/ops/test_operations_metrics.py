@@ -50,6 +50,16 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert "sess_doesnotexist" not in text
 
 
+async def test_each_status_of_a_route_is_its_own_series(client: httpx.AsyncClient) -> None:
+    for method in ("GET", "GET", "POST", "GET"):
+        await client.request(method, "/healthz")
+
+    text = await scrape(client)
+
+    assert sample(text, REQUESTS, method="GET", route="/healthz", status="200") == 3
+    assert sample(text, REQUESTS, method="POST", route="/healthz", status="405") == 1
+
+
 async def test_request_latency_is_a_histogram(client: httpx.AsyncClient) -> None:
     await client.get("/healthz")
 

@@ -44,3 +44,13 @@ async def test_every_answer_has_one_request_id_and_closes_while_draining(
     access = [r for r in caplog.records if r.name == "voice_gateway.access"]
     assert [getattr(r, "status", None) for r in access] == [401, 500, 200]
     assert getattr(access[1], "request_id", None) == failed.headers["x-request-id"]
+
+
+async def test_of_two_offered_request_ids_the_first_is_the_requests(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = [("X-Request-ID", "first-id"), ("X-Request-ID", "second-id")]
+
+    response = await client.get("/healthz", headers=headers)
+
+    assert response.headers.get_list("x-request-id") == ["first-id"]

@@ -72,9 +72,11 @@ def create_app(
 def middleware(settings: Settings, metrics: Metrics, drain: Drain) -> list[Middleware]:
     # Outermost first. CORS before access, so preflights need no credentials; access before
     # the body limit, so a caller without credentials is refused before any body is read.
+    # With no origins allowed CORS has nothing to do: not a layer every request passes through.
+    cors = [Middleware(AllowlistCORSMiddleware, origins=settings.cors_origins)]
     return [
         Middleware(RequestObserver, metrics=metrics, drain=drain),
-        Middleware(AllowlistCORSMiddleware, origins=settings.cors_origins),
+        *(cors if settings.cors_origins else []),
         Middleware(AccessMiddleware, public_paths=public_paths_of(ENDPOINTS)),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Collection
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,6 +21,7 @@ from ...access.caller import Caller
 from ...access.control import AccessControl
 from ...errors import GatewayError, Unauthenticated
 from ..problems import error_response
+from .headers import all_headers
 
 # Not "voice_gateway.access": that is the access log's (request_observer.py).
 logger = logging.getLogger("voice_gateway.refusals")
@@ -37,7 +37,7 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         access: AccessControl = scope["state"]["access"]
-        authorization = Headers(scope=scope).getlist("authorization")
+        authorization = all_headers(scope, b"authorization")
         try:
             caller = await access.admit(authorization, client_address(scope))
         except GatewayError as exc:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sys
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import PayloadTooLarge
 from ..problems import error_response
+from .headers import first_header
 
 
 class BodyLimitMiddleware:
@@ -56,7 +56,7 @@ class BodyLimitMiddleware:
 
 
 def _declared_length(scope: Scope) -> int:
-    declared = Headers(scope=scope).get("content-length", "")
+    declared = first_header(scope, b"content-length") or ""
     # A server refuses a malformed Content-Length itself; if one gets here it counts as 0 and the
     # streaming count still applies. Twenty digits are over any limit, and int() of thousands of
     # digits would be slow or refused.

@@ -4,15 +4,17 @@ Starlette's CORSMiddleware answers the allowlisted origins; it sits outside auth
 preflight (which browsers send without credentials) is answered without any. A request from any
 other origin bypasses it entirely and gets no `Access-Control-*` header at all; its preflight is
 then an ordinary OPTIONS request (401 or 405), which the browser reads as "not allowed".
+With no origin allowed (the default) the app leaves it out of its middleware stack.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .headers import first_header
 
 ALLOWED_METHODS = ("GET", "POST", "DELETE")
 # What the JS SDK's TokenSource.endpoint and our own clients send; no cookies, so no credentials.
@@ -35,7 +37,7 @@ class AllowlistCORSMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and Headers(scope=scope).get("origin") in self.origins:
+        if scope["type"] == "http" and first_header(scope, b"origin") in self.origins:
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)

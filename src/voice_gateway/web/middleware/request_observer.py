@@ -14,13 +14,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers, MutableHeaders
+from prometheus_client import Histogram
+from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...ops.drain import Drain
 from ...ops.logs import current_request_id, log_fields
 from ...ops.metrics import Metrics
+from .headers import first_header
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import accepted_id
 
@@ -46,13 +48,16 @@ class RequestObserver:
         self.app = app
         self.metrics = metrics
         self.drain = drain
+        # Each series' child, once: prometheus_client's labels() takes a lock and builds its key
+        # on every call. As few as the series (methods and routes are bounded, see _record).
+        self._timers: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started, status = time.perf_counter(), 500  # no answer at all counts as a failure
-        request_id = accepted_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        request_id = accepted_id(first_header(scope, b"x-request-id"))
         # A copy: some servers (asgi-lifespan) hand every request the same lifespan-state dict.
         scope["state"] = {**scope.get("state", {}), "request_id": request_id}
         current_request_id.set(request_id)
@@ -80,8 +85,15 @@ class RequestObserver:
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         route = route_template(scope.get("route"))
         seen = Observation(method, logged_path(scope), route, status, duration_s)
-        self.metrics.http_requests.labels(method, route, str(status)).observe(duration_s)
+        self._timer(method, route, status).observe(duration_s)
         log_access(seen)
+
+    def _timer(self, method: str, route: str, status: int) -> Histogram:
+        timer = self._timers.get((method, route, status))
+        if timer is None:
+            timer = self.metrics.http_requests.labels(method, route, str(status))
+            self._timers[method, route, status] = timer
+        return timer
 
 
 def route_template(route: BaseRoute | None) -> str:
