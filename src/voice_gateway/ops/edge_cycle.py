@@ -3,11 +3,13 @@
 uvicorn writes the status line and headers on `http.response.start` and the body on
 `http.response.body`: two system calls and two TCP segments for every answer, though the gateway
 always knows its whole body before it starts (a Starlette `Response`, Content-Length set). Here
-the head of such an answer is held until its first body message and written with it, in one
-write. A chunked answer (a stream: its head may be wanted before the first chunk) is written as
-uvicorn writes it. Everything else is uvicorn 0.54's `RequestResponseCycle.send`, line for line:
-the same header checks (no CRLF injection), the same framing errors, HEAD, 204 and 304, keep-alive,
-`Connection: close`, flow control. tests/ops/test_edge_cycle.py holds the two to the same bytes.
+the head of every answer that is not chunked (Content-Length given, or HEAD, 204, 304) is held
+until its first body message and written with it, in one write. A chunked answer (a stream: its
+head may be wanted before the first chunk) is written as uvicorn writes it. Everything else is
+uvicorn 0.54's `RequestResponseCycle.send`, line for line: the same header checks (no CRLF
+injection), the same framing errors, keep-alive, `Connection: close`, flow control.
+tests/ops/test_edge_cycle.py holds the two to the same bytes. The one difference: a client gone
+between an answer's start and its body gets nothing, where uvicorn had sent it the head.
 """
 
 from __future__ import annotations
