@@ -5,12 +5,15 @@ And they are signed as PyJWT signs them: the very same token."""
 
 from __future__ import annotations
 
+import calendar
+from datetime import UTC, datetime, timedelta, timezone
+
 import jwt
 import pytest
 from livekit import api
 from livekit.api.access_token import Claims
 
-from voice_gateway.livekit.join_tokens import HS256, claims_of
+from voice_gateway.livekit.join_tokens import HS256, claims_of, epoch_s
 
 ROOM_CONFIG = api.RoomConfiguration(
     name="foundry_u1_pm-agent_sess_x",
@@ -63,3 +66,16 @@ def test_the_token_is_pyjwts_byte_for_byte(claims: Claims) -> None:
     shown = {**claims_of(claims), "iss": "key", "sub": "u1", "nbf": 1, "exp": 2**31, "jti": "é"}
 
     assert HS256(secret).encode(shown) == jwt.encode(shown, secret, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 1, 12, 0, 0, 999_999),  # naive: taken as UTC
+        datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=timezone(timedelta(hours=5))),
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # before 1970: rounded down
+        datetime(2600, 1, 1, 0, 0, 0, 999_999, tzinfo=UTC),  # past a float's microseconds
+    ],
+)
+def test_nbf_and_exp_are_the_whole_seconds_the_sdk_gives(moment: datetime) -> None:
+    assert epoch_s(moment) == calendar.timegm(moment.utctimetuple())
