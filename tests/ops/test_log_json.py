@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -214,3 +215,16 @@ def test_an_access_line_below_the_loggers_level_is_not_made(collected: Collected
     log_access(Observation("GET", "/healthz", "/healthz", 200, 0.001))
 
     assert collected.records == []
+
+
+def test_where_logging_is_someone_elses_the_access_record_names_its_caller(
+    collected: Collected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # logging's own default, which configure_logging turns off: records name their caller
+    monkeypatch.setattr(logging, "_srcfile", os.path.normcase(logging.__file__))
+
+    log_access(Observation("GET", "/healthz", "/healthz", 200, 0.001))
+
+    record = collected.records.pop()
+    assert (record.filename, record.funcName) == ("request_observer.py", "log_access")
+    assert vars(record)["status"] == 200
