@@ -73,8 +73,8 @@ def log_fields(
     record (as `configure_logging` has records made: no caller's frame), without what
     `Logger.makeRecord` checks of each name in `extra` (that it replaces no attribute of the
     record, which a caller's fixed names cannot). A fifth of an access line's cost on the loop."""
-    if logging._srcfile is not None:  # logging set up by an app embedding ours: its lines may
-        logger.log(level, msg, *args, extra=fields, stacklevel=2)  # name their caller
+    if logging._srcfile is not None:  # an embedding app's logging: its lines may name the caller
+        logger.log(level, msg, *args, extra=fields, stacklevel=2)
         return
     if not logger.isEnabledFor(level):
         return
