@@ -14,20 +14,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from tests.support.edge import ROOMY_LIMITS as LIMITS
 from voice_gateway.ops.edge_cycle import EdgeCycle
 from voice_gateway.ops.edge_events import EdgeEvents
-from voice_gateway.ops.edge_protocol import EdgeLimits, edge_protocol
+from voice_gateway.ops.edge_protocol import edge_protocol
 from voice_gateway.ops.metrics import Metrics
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[dict[str, Any], Any, Send], Awaitable[None]]
-LIMITS = EdgeLimits(
-    max_header_bytes=8192,
-    header_read_timeout_s=10,
-    body_read_timeout_s=10,
-    max_connections=100,
-    max_requests_in_flight=100,
-)
 BODY = b'{"session_id": "sess_1"}'
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
 

@@ -14,21 +14,15 @@ import httpx
 import pytest
 import uvicorn
 
+from tests.support.edge import ROOMY_LIMITS as LIMITS
 from tests.support.processes import bound_listener
 from tests.support.raw_http import connect, parse_responses, read_until_closed, request
 from voice_gateway.ops.edge_events import EdgeEvents
-from voice_gateway.ops.edge_protocol import EdgeLimits, edge_protocol
+from voice_gateway.ops.edge_protocol import edge_protocol
 from voice_gateway.ops.metrics import Metrics
 
 BODY = b'{"session_id": "sess_1"}'
 LENGTH = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
-LIMITS = EdgeLimits(
-    max_header_bytes=8192,
-    header_read_timeout_s=10,
-    body_read_timeout_s=10,
-    max_connections=100,
-    max_requests_in_flight=100,
-)
 released = threading.Event()  # lets a streaming answer send its last part
 
 
