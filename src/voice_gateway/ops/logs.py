@@ -3,7 +3,7 @@
 Standard-library logging on purpose: uvicorn, aiohttp and the LiveKit SDK already log through it,
 so one handler with one formatter shapes every line the process writes, ours and theirs alike.
 Each line carries the id of the request it was written for (`current_request_id`, set by the
-request-id middleware).
+outermost middleware, web/middleware/request_observer.py).
 Lines are written by a thread of their own, so a slow reader of stderr never blocks the event loop;
 it wakes on a timer and writes a batch, so logging a line never wakes a thread (see LogWriter).
 """

@@ -14,7 +14,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from prometheus_client import Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,9 +47,6 @@ class RequestObserver:
         self.app = app
         self.metrics = metrics
         self.drain = drain
-        # Each series' child, once: prometheus_client's labels() takes a lock and builds its key
-        # on every call. As few as the series (methods and routes are bounded, see _record).
-        self._timers: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,15 +81,9 @@ class RequestObserver:
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
         route = route_template(scope.get("route"))
         seen = Observation(method, logged_path(scope), route, status, duration_s)
-        self._timer(method, route, status).observe(duration_s)
+        # Methods and routes are bounded (above), so the series stay few.
+        self.metrics.http_request_series(method, route, str(status)).observe(duration_s)
         log_access(seen)
-
-    def _timer(self, method: str, route: str, status: int) -> Histogram:
-        timer = self._timers.get((method, route, status))
-        if timer is None:
-            timer = self.metrics.http_requests.labels(method, route, str(status))
-            self._timers[method, route, status] = timer
-        return timer
 
 
 def route_template(route: BaseRoute | None) -> str:
