@@ -23,7 +23,7 @@ def start_agent_worker(children: Children, ws_url: str, creds: Credentials) -> C
     """The worker, once the server has registered it (a job dispatched before is dropped)."""
     argv = [
         sys.executable, "-m", "livekit.agents", "start", str(AGENT), "--url", ws_url,
-        "--api-key", creds.livekit_key, "--api-secret", creds.livekit_secret,
+        f"--api-key={creds.livekit_key}", f"--api-secret={creds.livekit_secret}",
         "--log-level", "INFO",
     ]  # fmt: skip
     env = {k: v for k, v in child_env().items() if k not in PROXY_VARIABLES}

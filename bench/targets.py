@@ -165,11 +165,13 @@ def start_standin(
     children: Children, creds: Credentials, latency_ms: int, label: str
 ) -> tuple[Child, str]:
     port = free_port()
+    # `--name=value`: a secret from token_urlsafe may begin with "-", which argparse would read
+    # as an option (the bench then failed to start a stand-in, one run in ~64 per stand-in).
     standin = children.start(
         f"{label}-standin",
         [sys.executable, "-m", "voice_gateway.standin", "--host", HOST,
-         "--port", str(port), "--api-key", creds.livekit_key,
-         "--api-secret", creds.livekit_secret, "--latency-ms", str(latency_ms)],
+         "--port", str(port), f"--api-key={creds.livekit_key}",
+         f"--api-secret={creds.livekit_secret}", "--latency-ms", str(latency_ms)],
         child_env(),
     )  # fmt: skip
     url = f"http://{HOST}:{port}"
