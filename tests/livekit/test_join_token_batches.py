@@ -8,6 +8,7 @@ from typing import cast
 
 import anyio
 import jwt
+from anyio.abc import TaskGroup
 from livekit import api
 from pydantic import SecretStr
 
@@ -22,21 +23,23 @@ def grant_for(room_name: str, metadata: str = "") -> JoinGrant:
 
 
 async def test_a_signing_that_fails_fails_only_its_own_request() -> None:
-    signer = TokenSigner(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(2))
     unserialisable = cast(str, object())  # json cannot encode it: to_jwt raises TypeError
     tokens: dict[str, str] = {}
     failed: dict[str, Exception] = {}
 
-    async def sign(room_name: str, metadata: str = "") -> None:
-        try:
-            tokens[room_name] = await signer.sign(grant_for(room_name, metadata))
-        except TypeError as exc:
-            failed[room_name] = exc
+    async with anyio.create_task_group() as hops:
+        signer = TokenSigner(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(2), hops)
 
-    async with anyio.create_task_group() as signings:  # one pass of the loop: one batch
-        signings.start_soon(sign, "room-a")
-        signings.start_soon(sign, "room-bad", unserialisable)
-        signings.start_soon(sign, "room-b")
+        async def sign(room_name: str, metadata: str = "") -> None:
+            try:
+                tokens[room_name] = await signer.sign(grant_for(room_name, metadata))
+            except TypeError as exc:
+                failed[room_name] = exc
+
+        async with anyio.create_task_group() as signings:  # one pass of the loop: one batch
+            signings.start_soon(sign, "room-a")
+            signings.start_soon(sign, "room-bad", unserialisable)
+            signings.start_soon(sign, "room-b")
 
     assert set(failed) == {"room-bad"}
     for room_name in ("room-a", "room-b"):
@@ -48,8 +51,8 @@ class WatchedSigner(TokenSigner):
     """Counts the batches that reach a worker thread and how many are there at once; each
     stays a while, so a second batch would overlap it if it were sent."""
 
-    def __init__(self) -> None:
-        super().__init__(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(4))
+    def __init__(self, hops: TaskGroup) -> None:
+        super().__init__(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(4), hops)
         self.batch_sizes: list[int] = []
         self.in_threads = self.most_in_threads = 0
 
@@ -63,19 +66,20 @@ class WatchedSigner(TokenSigner):
 
 
 async def test_one_batch_is_in_the_threads_at_a_time_and_the_next_gathers_meanwhile() -> None:
-    signer = WatchedSigner()
     tokens: list[str] = []
+    async with anyio.create_task_group() as hops:
+        signer = WatchedSigner(hops)
 
-    async def sign(room_name: str) -> None:
-        tokens.append(await signer.sign(grant_for(room_name)))
+        async def sign(room_name: str) -> None:
+            tokens.append(await signer.sign(grant_for(room_name)))
 
-    async with anyio.create_task_group() as signings:
-        signings.start_soon(sign, "first")
-        await anyio.sleep(0.05)  # the first batch is in its thread now
-        for wave in range(3):  # asked for over three passes of the loop, not one
-            signings.start_soon(sign, f"later-{wave}-a")
-            signings.start_soon(sign, f"later-{wave}-b")
-            await anyio.sleep(0.02)
+        async with anyio.create_task_group() as signings:
+            signings.start_soon(sign, "first")
+            await anyio.sleep(0.05)  # the first batch is in its thread now
+            for wave in range(3):  # asked for over three passes of the loop, not one
+                signings.start_soon(sign, f"later-{wave}-a")
+                signings.start_soon(sign, f"later-{wave}-b")
+                await anyio.sleep(0.02)
 
     assert signer.most_in_threads == 1
     assert signer.batch_sizes == [1, 6]

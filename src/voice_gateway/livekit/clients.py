@@ -32,7 +32,10 @@ async def open_livekit(settings: Settings, metrics: Metrics) -> AsyncIterator[Li
     limiter = anyio.CapacityLimiter(settings.thread_limit)
     metrics.watch_thread_limiter(limiter)
     key, secret = settings.livekit_api_key, settings.livekit_api_secret
-    signer = TokenSigner(key, secret, limiter)
     webhooks = WebhookInbox(key, secret, limiter, metrics)
-    async with open_livekit_calls(settings, limiter, metrics) as calls:
+    async with (
+        open_livekit_calls(settings, limiter, metrics) as calls,
+        anyio.create_task_group() as signing_hops,
+    ):
+        signer = TokenSigner(key, secret, limiter, signing_hops)
         yield LiveKit(LiveKitRooms(calls), signer, webhooks, LiveKitDispatches(calls))

@@ -8,6 +8,11 @@ wake-up of a worker thread and GIL hand-offs with the loop, and under load one h
 every worker busy handing the GIL back and forth while requests queued for them. A batch gathers
 for one pass of the event loop, or for as long as the batch before it is in its thread: one hop
 at a time (bench/README.md, measured decisions).
+
+`start` asks for a token without waiting for it: a batch's hop runs in the signer's own task
+group, so a session's token is signed while its CreateRoom call is out, and is there when LiveKit
+answers. Waiting for the token before the call put every request of a batch on the call at once,
+and under a slow LiveKit kept them in step: waves of requests the loop worked through back to back.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-import anyio.lowlevel
+from anyio.abc import TaskGroup
 from google.protobuf.message import Message
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_encode
@@ -69,12 +74,32 @@ class _Batch:
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
+@dataclass(frozen=True)
+class PendingToken:
+    """A join token being signed."""
+
+    _signing: _Signing
+    _batch: _Batch
+
+    async def token(self) -> str:
+        if not self._batch.done.is_set():  # a set Event's wait() would still cost a loop pass
+            await self._batch.done.wait()
+        return self._signing.result()
+
+
 class TokenSigner:
-    def __init__(self, api_key: str, api_secret: SecretStr, limiter: anyio.CapacityLimiter):
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: SecretStr,
+        limiter: anyio.CapacityLimiter,
+        hops: TaskGroup,
+    ):
         self._api_key = api_key
         self._api_secret = api_secret
         self._hs256 = HS256(api_secret.get_secret_value())
         self._limiter = limiter
+        self._hops = hops  # where each batch waits for its turn and its worker thread
         self._batch: _Batch | None = None  # gathering, not yet in a worker thread
         # One batch in the worker threads at a time: batches in several threads at once
         # contended with the loop and each other for the GIL (bench/README.md, measured
@@ -82,28 +107,27 @@ class TokenSigner:
         self._one_hop_at_a_time = anyio.Lock()
 
     async def sign(self, grant: JoinGrant) -> str:
+        return await self.start(grant).token()
+
+    def start(self, grant: JoinGrant) -> PendingToken:
+        """The token joins the batch gathering, or starts one; it is signed whatever becomes
+        of the request that asked for it (the others of its batch wait on the same hop)."""
         signing = _Signing(grant)
         if (batch := self._batch) is not None:
             batch.signings.append(signing)
-            await batch.done.wait()
         else:
-            await self._lead_batch(signing)
-        return signing.result()
+            self._batch = batch = _Batch([signing])
+            self._hops.start_soon(self._sign_batch, batch)
+        return PendingToken(signing, batch)
 
-    async def _lead_batch(self, first: _Signing) -> None:
-        """The first signing that finds no batch gathering gathers the others until its batch
-        goes to a worker thread: at the end of this pass of the loop, or once the batch before
-        it is back. Shielded: the others wait on this batch, whatever happens to the request
-        that led it."""
-        self._batch = batch = _Batch([first])
+    async def _sign_batch(self, batch: _Batch) -> None:
+        """In its own task, which first runs a pass of the loop later: the batch gathers until
+        then, or until the batch before it is back from its thread."""
         try:
-            with anyio.CancelScope(shield=True):
-                async with self._one_hop_at_a_time:
-                    await anyio.lowlevel.checkpoint()
-                    self._batch = None  # later ones start a batch of their own
-                    await anyio.to_thread.run_sync(
-                        self._sign_all, batch.signings, limiter=self._limiter
-                    )
+            async with self._one_hop_at_a_time:
+                self._batch = None  # later ones start a batch of their own
+                signings, limiter = batch.signings, self._limiter
+                await anyio.to_thread.run_sync(self._sign_all, signings, limiter=limiter)
         finally:
             batch.done.set()
 

@@ -29,7 +29,7 @@ from ..errors import (
 from ..ids import new_identity, new_session_id
 from ..livekit import api
 from ..livekit.clients import LiveKit
-from ..livekit.join_tokens import JoinGrant
+from ..livekit.join_tokens import JoinGrant, PendingToken
 from ..livekit.rooms import RoomNotFound
 from ..ops.metrics import Metrics
 from ..settings import Settings
@@ -215,8 +215,10 @@ class SessionService:
 
     async def _create(self, record: SessionRecord) -> CreatedSession:
         room_config = self._room_config(record)
-        token = await self._sign_for(record, room_config, record.created_at)
+        # Signed while LiveKit creates the room: the token is there when LiveKit answers.
+        signing = self._signer.start(self._grant_for(record, room_config, record.created_at))
         await self._create_room_or_clean_up(room_config)
+        token = await self._token_or_clean_up(signing, room_config.name)
         await self._announce_or_clean_up(record, room_config.name)
         self._metrics.sessions_created.inc()
         self.agent_watch.watch(record, record.created_at)
@@ -233,9 +235,10 @@ class SessionService:
         # A repeat gets a token issued now, not when the session was created.
         issued_at = record.created_at if first else now_to_the_second()
         # No clean-up on failure here: the caller retries with the same key, into this room.
-        token = await self._sign_for(record, room_config, issued_at)
+        signing = self._signer.start(self._grant_for(record, room_config, issued_at))
         room = await self._rooms.create(create_room_request(room_config))
         idempotency.check_created(room, self._prefix, record)
+        token = await signing.token()
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
         # A replay is the same session, announced when it was created; but with Redis, whose
         # `seen` set makes the second one nothing, a create that failed to announce it (503) is
@@ -251,13 +254,12 @@ class SessionService:
         # As created: what was seen of the session since (observed) is in the room, not the claim.
         return found is not None and found.as_created() == record
 
-    async def _sign_for(
+    def _grant_for(
         self, record: SessionRecord, room_config: api.RoomConfiguration, issued_at: datetime
-    ) -> str:
-        grant = JoinGrant(
+    ) -> JoinGrant:
+        return JoinGrant(
             record.user_id, room_config.name, room_config, issued_at, record.expires_at
         )
-        return await self._signer.sign(grant)
 
     def _created(self, record: SessionRecord, token: str) -> CreatedSession:
         room_name = record.room_name(self._prefix)
@@ -284,6 +286,14 @@ class SessionService:
             # A deadline or a cancelled request may still have created the room on LiveKit's
             # side. Delete it in the background, so the caller's error is not delayed by it.
             self._background.start_soon(self._delete_quietly, config.name)
+            raise
+
+    async def _token_or_clean_up(self, signing: PendingToken, room_name: str) -> str:
+        try:
+            return await signing.token()
+        except BaseException:
+            # The room is there: without its token no one can use it (nor see it end).
+            self._background.start_soon(self._delete_quietly, room_name)
             raise
 
     async def _announce_or_clean_up(self, record: SessionRecord, room_name: str) -> None:
