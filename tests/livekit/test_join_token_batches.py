@@ -84,3 +84,16 @@ async def test_one_batch_is_in_the_threads_at_a_time_and_the_next_gathers_meanwh
     assert signer.most_in_threads == 1
     assert signer.batch_sizes == [1, 6]
     assert len(tokens) == 7
+
+
+async def test_a_token_asked_for_is_signed_while_its_asker_does_something_else() -> None:
+    # As a session's token while its CreateRoom call is out: no one waits on it meanwhile.
+    async with anyio.create_task_group() as hops:
+        signer = TokenSigner(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(2), hops)
+        pending = signer.start(grant_for("room-a"))
+        assert not pending.ready
+        await anyio.sleep(0.2)
+        assert pending.ready
+        signed = await pending.token()
+    claims = jwt.decode(signed, API_SECRET, algorithms=["HS256"], issuer=API_KEY)
+    assert claims["video"]["room"] == "room-a"

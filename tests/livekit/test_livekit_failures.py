@@ -6,9 +6,11 @@ import time
 
 import anyio
 import httpx
+import pytest
 
 from tests.support.gateway import create_session, make_settings, running_gateway
 from tests.support.polling import wait_until
+from voice_gateway.livekit.join_tokens import JoinGrant, TokenSigner
 from voice_gateway.standin import StandIn
 
 
@@ -163,3 +165,19 @@ async def test_healthz_stays_prompt_while_sessions_wait_on_livekit(
 
     assert len(health_times) == 1
     assert health_times[0] < 0.25, health_times
+
+
+async def test_a_room_whose_token_could_not_be_signed_is_deleted_again(
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The token is signed while CreateRoom is out: should the signing fail, the room LiveKit
+    # made must not stay behind with the agent dispatched into it.
+    def failing_signature(signer: TokenSigner, grant: JoinGrant) -> str:
+        raise RuntimeError("signing failed")
+
+    monkeypatch.setattr(TokenSigner, "_sign_blocking", failing_signature)
+    async with running_gateway(make_settings(standin)) as client:
+        with pytest.raises(RuntimeError, match="signing failed"):  # a 500 over HTTP
+            await create_session(client, user_id="unsigned")
+        await wait_until(lambda: not _rooms_of(standin, "unsigned"), timeout_s=5)
+    assert standin.requests_count("CreateRoom") == 1  # made, and then deleted

@@ -81,8 +81,12 @@ class PendingToken:
     _signing: _Signing
     _batch: _Batch
 
+    @property
+    def ready(self) -> bool:
+        return self._batch.done.is_set()
+
     async def token(self) -> str:
-        if not self._batch.done.is_set():  # a set Event's wait() would still cost a loop pass
+        if not self.ready:  # a set Event's wait() would still cost a loop pass
             await self._batch.done.wait()
         return self._signing.result()
 
