@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import anyio
+import anyio.lowlevel
 import jwt
 from anyio.abc import TaskGroup
 from livekit import api
@@ -51,8 +52,9 @@ class WatchedSigner(TokenSigner):
     """Counts the batches that reach a worker thread and how many are there at once; each
     stays a while, so a second batch would overlap it if it were sent."""
 
-    def __init__(self, hops: TaskGroup) -> None:
+    def __init__(self, hops: TaskGroup, hold_s: float = 0.2) -> None:
         super().__init__(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(4), hops)
+        self.hold_s = hold_s
         self.batch_sizes: list[int] = []
         self.in_threads = self.most_in_threads = 0
 
@@ -60,7 +62,7 @@ class WatchedSigner(TokenSigner):
         self.in_threads += 1
         self.most_in_threads = max(self.most_in_threads, self.in_threads)
         self.batch_sizes.append(len(batch))
-        time.sleep(0.2)
+        time.sleep(self.hold_s)
         super()._sign_all(batch)
         self.in_threads -= 1
 
@@ -98,3 +100,16 @@ async def test_a_token_asked_for_is_signed_while_its_asker_does_something_else()
     assert readiness == [False, True]
     claims = jwt.decode(signed, API_SECRET, algorithms=["HS256"], issuer=API_KEY)
     assert claims["video"]["room"] == "room-a"
+
+
+async def test_tokens_no_one_waits_for_yet_gather_into_one_batch() -> None:
+    # Sessions whose CreateRoom calls are out: their tokens share one hop, not one hop each.
+    async with anyio.create_task_group() as hops:
+        signer = WatchedSigner(hops, hold_s=0)
+        pending = []
+        for room_name in ("room-a", "room-b", "room-c"):  # over three passes of the loop
+            pending.append(signer.start(grant_for(room_name)))
+            await anyio.lowlevel.checkpoint()
+        tokens = [await each.token() for each in pending]
+    assert signer.batch_sizes == [3]
+    assert len(set(tokens)) == 3

@@ -13,6 +13,9 @@ at a time (bench/README.md, measured decisions).
 group, so a session's token is signed while its CreateRoom call is out, and is there when LiveKit
 answers. Waiting for the token before the call put every request of a batch on the call at once,
 and under a slow LiveKit kept them in step: waves of requests the loop worked through back to back.
+A batch that no one waits for yet goes on gathering: until someone waits for a token of it, it
+holds `BATCH_MOST` tokens, or `GATHER_MOST_S` passes (a slow LiveKit then gets one hop for many
+sessions, not one each).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class _Batch:
 
     signings: list[_Signing]
     done: anyio.Event = field(default_factory=anyio.Event)
+    wanted: anyio.Event = field(default_factory=anyio.Event)  # someone waits: gather no longer
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,13 @@ class PendingToken:
 
     async def token(self) -> str:
         if not self.ready:  # a set Event's wait() would still cost a loop pass
+            self._batch.wanted.set()
             await self._batch.done.wait()
         return self._signing.result()
+
+
+BATCH_MOST = 32  # tokens a hop signs, ~1 ms of the GIL, before it goes unwanted
+GATHER_MOST_S = 0.05  # how long a batch no one waits for yet gathers
 
 
 class TokenSigner:
@@ -119,15 +128,19 @@ class TokenSigner:
         signing = _Signing(grant)
         if (batch := self._batch) is not None:
             batch.signings.append(signing)
+            if len(batch.signings) >= BATCH_MOST:
+                batch.wanted.set()
         else:
             self._batch = batch = _Batch([signing])
             self._hops.start_soon(self._sign_batch, batch)
         return PendingToken(signing, batch)
 
     async def _sign_batch(self, batch: _Batch) -> None:
-        """In its own task, which first runs a pass of the loop later: the batch gathers until
-        then, or until the batch before it is back from its thread."""
+        """In its own task: the batch gathers until it is wanted (or full, or old), and then
+        until the batch before it is back from its thread."""
         try:
+            with anyio.move_on_after(GATHER_MOST_S):
+                await batch.wanted.wait()
             async with self._one_hop_at_a_time:
                 self._batch = None  # later ones start a batch of their own
                 signings, limiter = batch.signings, self._limiter
