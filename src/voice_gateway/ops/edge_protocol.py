@@ -59,8 +59,8 @@ LINGER_S = 2.0  # how long a refused client may go on sending before the close
 # After a request is refused past the in-flight bound, its connection is not read again for this
 # long: a client that ignores Retry-After and asks again at once must not turn the refusals
 # themselves into the load (bench/README.md, measured decisions). Such a client's next request
-# waits this long, then at most a full in-flight queue (~0.1 s): 0.35 keeps that under 0.5 s.
-SHED_PAUSE_S = 0.35
+# waits this long, then at most a full in-flight queue (0.1-0.2 s): 0.3 keeps that under 0.5 s.
+SHED_PAUSE_S = 0.3
 FRAMING_HEADERS = (b"content-length", b"transfer-encoding")
 HEAD_OVERHEAD = 4  # ": " and CRLF per header line
 
