@@ -9,6 +9,7 @@ from typing import cast
 import anyio
 import anyio.lowlevel
 import jwt
+import pytest
 from anyio.abc import TaskGroup
 from livekit import api
 from pydantic import SecretStr
@@ -113,3 +114,19 @@ async def test_tokens_no_one_waits_for_yet_gather_into_one_batch() -> None:
         tokens = [await each.token() for each in pending]
     assert signer.batch_sizes == [3]
     assert len(set(tokens)) == 3
+
+
+class BrokenHop(TokenSigner):
+    """A hop that fails as a whole (not one signing in it): the worker threads gone, say."""
+
+    def _sign_all(self, batch: list[_Signing]) -> None:
+        raise RuntimeError("no worker thread")
+
+
+async def test_a_hop_that_fails_fails_its_requests_and_the_signer_goes_on() -> None:
+    async with anyio.create_task_group() as hops:
+        signer = BrokenHop(API_KEY, SecretStr(API_SECRET), anyio.CapacityLimiter(2), hops)
+        for room_name in ("room-a", "room-b"):  # one batch after another
+            with pytest.raises(RuntimeError, match="not signed"):
+                await signer.sign(grant_for(room_name))
+    # and the task group the hops ran in ended normally: no error escaped into it

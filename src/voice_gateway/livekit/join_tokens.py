@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ from ..ids import new_token_id
 from . import api
 from .api import Claims, snake_to_lower_camel
 from .proto_json import message_dict
+
+logger = logging.getLogger("voice_gateway.livekit")
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class TokenSigner:
                 self._batch = None  # later ones start a batch of their own
                 signings, limiter = batch.signings, self._limiter
                 await anyio.to_thread.run_sync(self._sign_all, signings, limiter=limiter)
+        except Exception:  # its requests fail ("not signed"), not the signer's task group
+            logger.exception("a batch of %d join tokens could not be signed", len(batch.signings))
         finally:
             batch.done.set()
 
