@@ -33,6 +33,9 @@ BINARY = ROOT / ".tools" / "bin" / "livekit-server"
 LOOPBACK = "127.0.0.1"
 UDP_PORTS = 10  # a few participants need no more
 NAMESPACE_FIRST_UDP = 50_000  # nothing else listens in a namespace the test made
+# A port free when picked may be some client's ephemeral port by the time the server binds it
+# (fresh CI at ec665f4: "bind: address already in use"): a new set of ports, a few times.
+START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -70,19 +73,27 @@ def livekit_server(
     on the inner address of `namespace` (where WebRTC clients outside it can reach it)."""
     binary = require_binary()
     host = namespace.inner_address if namespace else LOOPBACK
-    server = LiveKitServer(host, free_port(), log_dir / "livekit-server.log")
-    udp_range = _free_udp_range() if namespace is None else _namespace_udp_range()
-    body = yaml.safe_dump(_config(server, udp_range, webhook_urls, room or {}))
-    command = [str(binary), "--config-body", body]
-    with server.log_path.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603
-            namespace.command(command) if namespace else command,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    for attempt in range(1, START_ATTEMPTS + 1):
+        server = LiveKitServer(host, free_port(), log_dir / "livekit-server.log")
+        udp_range = _free_udp_range() if namespace is None else _namespace_udp_range()
+        body = yaml.safe_dump(_config(server, udp_range, webhook_urls, room or {}))
+        command = [str(binary), "--config-body", body]
+        with server.log_path.open("ab") as log:
+            process = subprocess.Popen(  # noqa: S603
+                namespace.command(command) if namespace else command,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            _wait_until_ready(server, process, last_attempt=attempt == START_ATTEMPTS)
+        except PortTaken:
+            continue
+        except BaseException:
+            _stop(process)
+            raise
+        break
     try:
-        _wait_until_ready(server, process)
         yield server
     finally:
         _stop(process)
@@ -134,10 +145,20 @@ def _udp_free(port: int) -> bool:
     return True
 
 
-def _wait_until_ready(server: LiveKitServer, process: subprocess.Popen[bytes]) -> None:
+class PortTaken(Exception):
+    """The server exited because a port picked for it was taken before it could bind it."""
+
+
+def _wait_until_ready(
+    server: LiveKitServer, process: subprocess.Popen[bytes], last_attempt: bool
+) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        assert process.poll() is None, server.log_path.read_text()[-4000:]
+        if process.poll() is not None:
+            log = server.log_path.read_text()[-4000:]
+            if "address already in use" in log and not last_attempt:
+                raise PortTaken(log)
+            raise AssertionError(log)
         try:
             if httpx.get(server.url + "/", timeout=0.5).status_code == 200:
                 return
