@@ -5,17 +5,16 @@
 
 Join tokens asked for together are signed together, in one thread hop (`_Batch`): each hop is a
 wake-up of a worker thread and GIL hand-offs with the loop, and under load one hop per token kept
-every worker busy handing the GIL back and forth while requests queued for them. A batch gathers
-for one pass of the event loop, or for as long as the batch before it is in its thread: one hop
-at a time (bench/README.md, measured decisions).
+every worker busy handing the GIL back and forth while requests queued for them. One hop is in
+the worker threads at a time (bench/README.md, measured decisions).
 
 `start` asks for a token without waiting for it: a batch's hop runs in the signer's own task
 group, so a session's token is signed while its CreateRoom call is out, and is there when LiveKit
 answers. Waiting for the token before the call put every request of a batch on the call at once,
 and under a slow LiveKit kept them in step: waves of requests the loop worked through back to back.
-A batch that no one waits for yet goes on gathering: until someone waits for a token of it, it
-holds `BATCH_MOST` tokens, or `GATHER_MOST_S` passes (a slow LiveKit then gets one hop for many
-sessions, not one each).
+A batch gathers until someone waits for one of its tokens, it holds `BATCH_MOST` tokens, or
+`GATHER_MOST_S` passes (a slow LiveKit then gets one hop for many sessions, not one each); then for
+as long as the batch before it is in its thread.
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ class _Signing:
 
 @dataclass
 class _Batch:
-    """The signings asked for during one pass of the loop, and one event for all of them (an
+    """The signings asked for until the batch goes to its hop, and one event for all of them (an
     event per signing cost more than its signing's share of the hop)."""
 
     signings: list[_Signing]
@@ -99,7 +98,7 @@ class PendingToken:
         return self._signing.result()
 
 
-BATCH_MOST = 32  # tokens a hop signs, ~1 ms of the GIL, before it goes unwanted
+BATCH_MOST = 32  # a batch this big (~1 ms of the GIL) goes without waiting to be wanted
 GATHER_MOST_S = 0.05  # how long a batch no one waits for yet gathers
 
 
