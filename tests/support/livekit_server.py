@@ -71,32 +71,39 @@ def livekit_server(
 ) -> Iterator[LiveKitServer]:
     """The real server, ready (`GET /` answers 200), with the tests' key pair: on 127.0.0.1, or
     on the inner address of `namespace` (where WebRTC clients outside it can reach it)."""
-    binary = require_binary()
     host = namespace.inner_address if namespace else LOOPBACK
     for attempt in range(1, START_ATTEMPTS + 1):
         server = LiveKitServer(host, free_port(), log_dir / "livekit-server.log")
         udp_range = _free_udp_range() if namespace is None else _namespace_udp_range()
-        body = yaml.safe_dump(_config(server, udp_range, webhook_urls, room or {}))
-        command = [str(binary), "--config-body", body]
-        with server.log_path.open("ab") as log:
-            process = subprocess.Popen(  # noqa: S603
-                namespace.command(command) if namespace else command,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+        config = _config(server, udp_range, webhook_urls, room or {})
+        log_start = server.log_path.stat().st_size if server.log_path.exists() else 0
+        process = _start(server, config, namespace)
         try:
-            _wait_until_ready(server, process, last_attempt=attempt == START_ATTEMPTS)
+            _wait_until_ready(server, process, log_start)
+            break
         except PortTaken:
-            continue
+            if attempt == START_ATTEMPTS:
+                raise
         except BaseException:
             _stop(process)
             raise
-        break
     try:
         yield server
     finally:
         _stop(process)
+
+
+def _start(
+    server: LiveKitServer, config: dict[str, Any], namespace: Namespace | None
+) -> subprocess.Popen[bytes]:
+    command = [str(require_binary()), "--config-body", yaml.safe_dump(config)]
+    with server.log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603
+            namespace.command(command) if namespace else command,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
 
 
 def _config(
@@ -145,20 +152,23 @@ def _udp_free(port: int) -> bool:
     return True
 
 
-class PortTaken(Exception):
+class PortTaken(AssertionError):
     """The server exited because a port picked for it was taken before it could bind it."""
 
 
 def _wait_until_ready(
-    server: LiveKitServer, process: subprocess.Popen[bytes], last_attempt: bool
+    server: LiveKitServer, process: subprocess.Popen[bytes], log_start: int
 ) -> None:
+    """`log_start`: where this start's lines begin in a log that earlier starts wrote too."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            log = server.log_path.read_text()[-4000:]
-            if "address already in use" in log and not last_attempt:
-                raise PortTaken(log)
-            raise AssertionError(log)
+            with server.log_path.open("rb") as log:
+                log.seek(log_start)
+                written = log.read().decode(errors="replace")[-4000:]
+            if "address already in use" in written:
+                raise PortTaken(written)
+            raise AssertionError(written)
         try:
             if httpx.get(server.url + "/", timeout=0.5).status_code == 200:
                 return
