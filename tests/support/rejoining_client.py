@@ -34,10 +34,6 @@ class Attempts:
                 longest, since = max(longest, at - since), None
         return max(longest, until_s - since) if since is not None else longest
 
-    @property
-    def agent_came(self) -> bool:
-        return any(event == "agent" for _, event in self.events)
-
 
 async def rejoin_for(url: str, token: str, seconds: float) -> Attempts:
     """Run the client for `seconds`, then kill it; what it saw."""
