@@ -14,6 +14,9 @@ lists LiveKit's rooms once and, from that one list, makes certain what webhooks 
 
 It only ever touches rooms whose name and metadata make them the gateway's (`record_of`), and it is
 safe with several replicas running it at once: a session ends once, whoever ends it (closer.py).
+One session's failure, even a bug's, is logged and the pass goes on with the others: a session
+that failed every pass must not keep the rest (ending the vanished ones among them) from being
+done.
 """
 
 from __future__ import annotations
@@ -128,6 +131,8 @@ class ExpiryReaper:
                 await watch.check_still_there(record, started_at(room))
         except GatewayError as exc:
             logger.warning("could not follow up session %s: %s", record.session_id, exc.detail)
+        except Exception:  # a bug in one session's follow-up: the pass goes on with the rest
+            logger.exception("following up session %s failed", record.session_id)
 
     async def _end_vanished(self, live: Sessions, listed: set[str]) -> None:
         for room_name, (_, record) in self._last_seen.items():
@@ -146,6 +151,9 @@ class ExpiryReaper:
             logger.warning(
                 "could not end session %s (%s): %s", record.session_id, reason, exc.detail
             )
+            return 0
+        except Exception:  # a bug in one session's end: the pass goes on (the next pass retries)
+            logger.exception("ending session %s (%s) failed", record.session_id, reason)
             return 0
         return int(ended_here)
 
