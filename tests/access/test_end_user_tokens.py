@@ -216,7 +216,14 @@ async def test_a_hanging_identity_provider_costs_only_the_jwks_timeout(
 
 @pytest.mark.parametrize(
     "answer",
-    [httpx.Response(500), httpx.Response(200, text="<html>"), httpx.Response(200, json={"k": 1})],
+    [
+        httpx.Response(500),
+        httpx.Response(200, text="<html>"),
+        httpx.Response(200, json={"k": 1}),
+        # Deeper than the JSON decoder's recursion allows: RecursionError, not ValueError.
+        httpx.Response(200, text="[" * 100_000),
+    ],
+    ids=["500", "html", "no-keys", "nested-too-deep"],
 )
 async def test_a_broken_jwks_answer_is_a_503(
     standin: StandIn, idp: respx.Router, answer: httpx.Response
@@ -227,7 +234,7 @@ async def test_a_broken_jwks_answer_is_a_503(
             SESSION, json=AGENT, headers=bearer(rs256_token("nate", signing_key("k1")))
         )
 
-    assert response.status_code == 503
+    assert_problem(response, 503, "identity_provider_unavailable")
 
 
 async def test_cached_keys_keep_working_while_the_identity_provider_is_down(

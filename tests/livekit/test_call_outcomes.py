@@ -1,19 +1,22 @@
-"""A LiveKit call failing in a way calls.py does not foresee (a bug, by its own account) costs
-the client a problem+json 500 with its request id, never a traceback, and is counted as outcome
-`error`, never `ok`, in the metrics."""
+"""A LiveKit answer past what a decoder takes is still LiveKit's error (502), and a call failing
+in a way calls.py does not foresee (a bug, by its own account) costs the client a problem+json 500
+with its request id, never a traceback, and is counted as outcome `error`, never `ok`."""
 
 from __future__ import annotations
 
 import asyncio
 
 import httpx
+import pytest
 from livekit import api
 
 from tests.livekit.test_twirp_pool import livekit_like
 from tests.support.gateway import create_session, make_settings_for, metric, serving_gateway
+from voice_gateway.livekit import calls as calls_module
+from voice_gateway.livekit.twirp_pool import TwirpAnswer
 
 # Deeper than the JSON decoder's recursion allows: json.loads raises RecursionError, not the
-# ValueError calls.py reads a non-JSON error body by (what a broken proxy could send).
+# ValueError a non-JSON error body raises (what a broken proxy could send).
 NESTING = 100_000
 CALLS = 'voice_gateway_livekit_call_seconds_count{method="CreateRoom",outcome='
 
@@ -28,7 +31,31 @@ async def nested_error_body(
     return True
 
 
-async def test_an_unforeseen_failure_of_a_call_is_a_problem_500_counted_as_error() -> None:
+async def test_an_error_body_nested_too_deep_is_a_502_not_a_500() -> None:
+    async with (
+        livekit_like(nested_error_body) as (livekit_url, seen),
+        serving_gateway(make_settings_for(livekit_url)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        response = await create_session(client)
+        errors = await metric(client, CALLS + '"livekit_error"}')
+
+    assert response.status_code == 502
+    assert response.json()["code"] == "livekit_error"
+    assert "RecursionError" not in response.text
+    assert errors == 1
+    assert seen.creates() == [1]
+
+
+def a_bug(reply: TwirpAnswer, answer: type[api.Room]) -> api.Room:
+    raise KeyError("a bug in reading LiveKit's answer")
+
+
+async def test_an_unforeseen_failure_of_a_call_is_a_problem_500_counted_as_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The bug injected where LiveKit's answer is read: no LiveKit answer known makes one.
+    monkeypatch.setattr(calls_module, "_read", a_bug)
     async with (
         livekit_like(nested_error_body) as (livekit_url, seen),
         serving_gateway(make_settings_for(livekit_url)) as url,
@@ -44,6 +71,6 @@ async def test_an_unforeseen_failure_of_a_call_is_a_problem_500_counted_as_error
     assert problem["code"] == "internal_error"
     assert problem["request_id"] == response.headers["x-request-id"]
     assert "Traceback" not in response.text
-    assert "RecursionError" not in response.text
+    assert "KeyError" not in response.text
     assert (errors, oks) == (1, 0)
     assert seen.creates() == [1]

@@ -110,7 +110,8 @@ async def download_jwks(client: httpx.AsyncClient, url: str, timeout_s: float) -
             response = await client.get(url)
         response.raise_for_status()
         document = response.json()
-    except (httpx.HTTPError, ValueError, TimeoutError) as exc:
+    # RecursionError: a document nested deeper than the JSON decoder goes, not a ValueError.
+    except (httpx.HTTPError, ValueError, RecursionError, TimeoutError) as exc:
         raise IdentityProviderUnavailable(
             f"Fetching the JWKS from {url} failed: {type(exc).__name__}"
         ) from None

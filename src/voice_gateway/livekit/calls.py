@@ -133,6 +133,6 @@ def _translate_error(reply: TwirpAnswer) -> Exception:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the decoder goes: not JSON either
         return {}
     return data if isinstance(data, dict) else {}
