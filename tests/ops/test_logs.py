@@ -19,7 +19,8 @@ from starlette.routing import Route
 from tests.support.gateway import SESSION_BODY, create_session, make_settings, running_gateway
 from tests.support.keys import API_SECRET
 from tests.support.log_capture import CapturedLogs, captured_logs
-from voice_gateway.ops.logs import configure_logging, current_request_id
+from voice_gateway.ops import logs as logs_module
+from voice_gateway.ops.logs import configure_logging, current_request_id, log_handler
 from voice_gateway.settings import Settings
 from voice_gateway.standin import StandIn
 from voice_gateway.web.app import create_app
@@ -185,35 +186,69 @@ def test_uvicorns_own_access_log_is_replaced(restored_logging: None) -> None:
     assert stream.getvalue() == ""
 
 
-class FailingOnce(io.StringIO):
-    """A stream whose first write fails, as a full disk or a closed pipe would."""
+class FailingFor(io.StringIO):
+    """A stream whose first `failures` writes fail, as a full disk or a pipe that would block."""
 
-    failed = False
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
 
     def write(self, text: str) -> int:
-        if not self.failed:
-            self.failed = True
+        if self.failures:
+            self.failures -= 1
             raise OSError("no space left on device")
         return super().write(text)
 
 
-def test_a_line_that_cannot_be_formatted_or_written_does_not_stop_the_others(
+def messages(stream: io.StringIO) -> list[str]:
+    return [json.loads(text)["message"] for text in stream.getvalue().splitlines()]
+
+
+def handle_line(handler: logging.Handler, message: str) -> None:
+    handler.handle(logging.makeLogRecord({"msg": message, "levelno": 20, "levelname": "INFO"}))
+
+
+def test_lines_a_write_refused_are_written_by_the_next(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = FailingFor(1)
+    handler = log_handler("json", stream, batched=True)
+    handle_line(handler, "first, its write refused")
+    handler.flush()
+    handle_line(handler, "second")
+    handler.flush()
+
+    assert messages(stream) == ["first, its write refused", "second"]
+    assert capsys.readouterr().err.count("--- Logging error ---") == 1
+
+
+def test_lines_held_for_a_broken_stream_are_bounded_the_newest_kept(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(logs_module, "MAX_HELD_LINES", 3)
+    stream = FailingFor(5)
+    handler = log_handler("json", stream, batched=True)
+    for number in range(6):
+        handle_line(handler, f"line {number}")
+        handler.flush()
+
+    # The three newest held through the failures, and the one handled since the last of them.
+    assert messages(stream) == ["line 2", "line 3", "line 4", "line 5"]
+    assert capsys.readouterr().err.count("--- Logging error ---") == 5
+
+
+def test_a_line_that_cannot_be_formatted_does_not_stop_the_others(
     restored_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stream = FailingOnce()
+    stream = io.StringIO()
     writer = configure_logging("json", "info", stream)
     lines = logging.getLogger("voice_gateway.test")
-    lines.info("lost with its batch: %s", "the write fails")
-    writer.stop()
-    writer = configure_logging("json", "info", stream)
     lines.info("a format that does not fit: %d", "not a number")
-    lines.info("written: %s", "after both")
+    lines.info("written: %s", "after it")
     writer.stop()
 
-    assert [json.loads(text)["message"] for text in stream.getvalue().splitlines()] == [
-        "written: after both"
-    ]
-    assert capsys.readouterr().err.count("--- Logging error ---") == 2
+    assert messages(stream) == ["written: after it"]
+    assert capsys.readouterr().err.count("--- Logging error ---") == 1
 
 
 async def broken_handler(request: Request) -> Response:
