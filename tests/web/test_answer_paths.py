@@ -8,17 +8,19 @@ import logging
 import httpx
 import pytest
 
-from tests.livekit.test_call_outcomes import nested_error_body
+from tests.livekit.test_call_outcomes import a_bug, nested_error_body
 from tests.livekit.test_twirp_pool import livekit_like
 from tests.support.gateway import SESSION_BODY, make_settings_for, serving
+from voice_gateway.livekit import calls as calls_module
 from voice_gateway.ops.drain import Drain
 from voice_gateway.web.app import create_app
 
 
 async def test_every_answer_has_one_request_id_and_closes_while_draining(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.INFO)
+    monkeypatch.setattr(calls_module, "_read", a_bug)  # the 500: a bug reading LiveKit's answer
     drain = Drain()
     async with livekit_like(nested_error_body) as (livekit_url, _):
         settings = make_settings_for(livekit_url, api_keys=["k" * 32])
