@@ -222,6 +222,31 @@ def test_lines_a_write_refused_are_written_by_the_next(
     assert capsys.readouterr().err.count("--- Logging error ---") == 1
 
 
+class FlushFailingOnce(io.StringIO):
+    """A stream that takes a write but fails its first flush, as a full pipe would."""
+
+    failed = False
+
+    def flush(self) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("resource temporarily unavailable")
+
+
+def test_lines_a_failed_flush_left_in_the_streams_buffer_are_not_written_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = FlushFailingOnce()
+    handler = log_handler("json", stream, batched=True)
+    handle_line(handler, "first, its flush failed")
+    handler.flush()
+    handle_line(handler, "second")
+    handler.flush()
+
+    assert messages(stream) == ["first, its flush failed", "second"]
+    assert capsys.readouterr().err.count("--- Logging error ---") == 1
+
+
 def test_lines_held_for_a_broken_stream_are_bounded_the_newest_kept(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -109,7 +109,8 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._lines: list[str] = []
-        self._last: logging.LogRecord | None = None  # for handleError, should the write fail
+        # The newest line's record, for handleError should a write fail: the line it reports.
+        self._last = logging.makeLogRecord({"msg": "(no line handled yet)"})
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -144,8 +145,7 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._report_failure()
 
     def _report_failure(self) -> None:
-        if self._last is not None:
-            self.handleError(self._last)
+        self.handleError(self._last)
 
 
 class LogWriter:
