@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .cli_events import add_event_commands
 from .doctor import run_checks, settings_problems
 from .ops.logs import LogFormat, configure_logging
-from .ops.server import STARTUP_FAILURE, serve_until_stopped
+from .ops.server import serve_until_stopped
 from .settings import Settings, describe_settings_error
 from .web.app import create_app
 
@@ -133,8 +133,7 @@ def load_settings(**overrides: Any) -> Settings:
 def _run_gateway(settings: Settings, host: str, port: int, log_format: LogFormat) -> None:
     log_writer = configure_logging(log_format, settings.log_level)
     try:
-        if not serve_until_stopped(create_app, settings, host, port):
-            sys.exit(STARTUP_FAILURE)  # uvicorn has logged why (port taken, lifespan failed)
+        serve_until_stopped(create_app, settings, host, port)
     finally:
         log_writer.stop()  # writes out the lines still queued
 

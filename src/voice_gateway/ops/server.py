@@ -145,14 +145,14 @@ class GatewayServer(uvicorn.Server):
 
 def serve_until_stopped(
     app_factory: Callable[[Settings, Drain, Metrics], App], settings: Settings, host: str, port: int
-) -> bool:
-    """Serve the app until a signal stops it; False when it never started serving."""
+) -> None:
+    """Serve the app until a signal stops it. A start that fails (the lifespan, the port) exits
+    with STARTUP_FAILURE, uvicorn's status, once it has logged why (GatewayServer.startup)."""
     drain, metrics = Drain(), Metrics()  # shared: the server drains, the edge counts
     raise_open_file_limit()
     config = server_config(app_factory(settings, drain, metrics), settings, host, port, metrics)
     server = GatewayServer(config, drain, settings.shutdown_delay_s, settings.shutdown_grace_s)
     server.run()
-    return bool(server.started)
 
 
 def server_config(
