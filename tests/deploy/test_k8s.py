@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 
 from tests.support.repo_files import dockerfile_stages, read_yaml
+from voice_gateway import __version__
 from voice_gateway.settings import Settings
 
 MANIFESTS = ["deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml"]
@@ -46,6 +47,11 @@ def test_readiness_is_readyz_and_liveness_is_healthz_on_the_gateways_port() -> N
     assert port["containerPort"] == 8000
     assert CONTAINER["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
     assert CONTAINER["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+
+
+def test_the_image_is_tagged_with_the_gateways_version() -> None:
+    # Bumping __version__ without the manifest would deploy the previous release's image.
+    assert CONTAINER["image"].rpartition(":")[2] == __version__
 
 
 def test_the_pod_runs_as_the_images_non_root_user() -> None:
