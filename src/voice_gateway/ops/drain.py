@@ -11,6 +11,7 @@ class Drain:
 
     def __init__(self) -> None:
         self._started_at: float | None = None
+        self._hurried = False
 
     @property
     def started(self) -> bool:
@@ -20,9 +21,16 @@ class Drain:
         if self._started_at is None:
             self._started_at = time.monotonic()
 
+    def hurry(self) -> None:
+        """Stop now (a second signal): no grace is left for anything still waiting."""
+        self.start()
+        self._hurried = True
+
     def seconds_left(self, grace_s: float) -> float:
         """What is left of the shutdown grace: all of it while no drain has started (a
-        lifespan stopped without a signal, as in tests)."""
+        lifespan stopped without a signal, as in tests), none once hurried."""
+        if self._hurried:
+            return 0.0
         if self._started_at is None:
             return grace_s
         return max(0.0, self._started_at + grace_s - time.monotonic())

@@ -6,7 +6,10 @@ that polls readiness stops routing here before connections would be refused. The
 the listener and the idle connections, lets in-flight requests finish within the rest of
 `VOICE_GATEWAY_SHUTDOWN_GRACE_S`, runs the lifespan's shutdown (background tasks stop, the
 LiveKit client closes) and the process exits 0. SIGINT (Ctrl-C) skips the delay; a second signal
-of either kind stops at once.
+of either kind stops at once, without waiting for requests, but still through the lifespan's
+shutdown. The same signal again within `DUPLICATE_SIGNAL_S` is the first one delivered twice: a
+process group signalled as a whole (systemd's default, dumb-init, `timeout`) with a wrapper in it
+that passes the signal on (`uv run`) hands the gateway every SIGTERM twice, a millisecond apart.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .open_files import client_connection_bound, open_file_limit, raise_open_fil
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STARTUP_FAILURE = 3  # uvicorn's status when it cannot start
+DUPLICATE_SIGNAL_S = 0.25  # far above a forwarded copy's delay, below a person's second Ctrl-C
 # Probes and scrapes are answered whatever the load: an orchestrator that saw them fail would
 # restart or unroute a gateway that is only busy.
 NEVER_SHED_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
@@ -66,6 +70,7 @@ class GatewayServer(uvicorn.Server):
         self._delay_s = delay_s
         self._grace_s = grace_s
         self._close_listener_at: float | None = None
+        self._first_signal: tuple[int, float] | None = None  # which, and when it came
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -85,11 +90,11 @@ class GatewayServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        name = signal.Signals(sig).name
-        if self._drain.started:
-            logger.warning("%s again: stopping now, without waiting for requests", name)
-            self.should_exit = self.force_exit = True
+        name, now = signal.Signals(sig).name, time.monotonic()
+        if self._first_signal is not None:
+            self._handle_another(sig, name, now, *self._first_signal)
             return
+        self._first_signal = (sig, now)
         delay_s = self._delay_s if sig == signal.SIGTERM else 0.0
         self._drain.start()
         self._close_listener_at = time.monotonic() + delay_s
@@ -102,6 +107,22 @@ class GatewayServer(uvicorn.Server):
             delay_s,
             self._grace_s - delay_s,
         )
+
+    def _handle_another(self, sig: int, name: str, now: float, first: int, first_at: float) -> None:
+        if sig == first and now - first_at < DUPLICATE_SIGNAL_S:
+            logger.info("%s again at once: the same stop, delivered twice; still draining", name)
+            return
+        logger.warning("%s again: stopping now, without waiting for requests", name)
+        self._drain.hurry()
+        self.should_exit = self.force_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self.force_exit:
+            # uvicorn skips the lifespan's shutdown when forced, and asyncio.run then cancels the
+            # lifespan with a traceback, its background tasks and clients never stopped. Hurried,
+            # it takes no time waiting: it stops the tasks and closes the clients, and that is all.
+            await self.lifespan.shutdown()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # The gateway always serves a host and port (server_config): never sockets, fd or uds.

@@ -7,11 +7,12 @@ through the one rule in `access/caller.py`, so no path can forget it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -285,7 +286,7 @@ class SessionService:
         except (GatewayError, anyio.get_cancelled_exc_class()):
             # A deadline or a cancelled request may still have created the room on LiveKit's
             # side. Delete it in the background, so the caller's error is not delayed by it.
-            self._background.start_soon(self._delete_quietly, config.name)
+            self._clean_up_later(config.name, partial(self._delete_quietly, config.name))
             raise
 
     async def _token_or_clean_up(self, signing: PendingToken, room_name: str) -> str:
@@ -293,7 +294,7 @@ class SessionService:
             return await signing.token()
         except BaseException:
             # The room is there: without its token no one can use it (nor see it end).
-            self._background.start_soon(self._delete_quietly, room_name)
+            self._clean_up_later(room_name, partial(self._delete_quietly, room_name))
             raise
 
     async def _announce_or_clean_up(self, record: SessionRecord, room_name: str) -> None:
@@ -304,8 +305,19 @@ class SessionService:
         try:
             await self._outbox.emit(events.created(record, room_name))
         except EventsUnavailable:
-            self._background.start_soon(self._withdraw, record, room_name)
+            self._clean_up_later(room_name, partial(self._withdraw, record, room_name))
             raise
+
+    def _clean_up_later(
+        self, room_name: str, clean_up: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """`clean_up()` in the background; once the service has stopped (a request cancelled
+        past the shutdown's grace), a line naming the room left, which no one can join (no
+        token was given): LiveKit closes it at its empty_timeout."""
+        try:
+            self._background.start_soon(clean_up)
+        except RuntimeError:  # anyio's "This task group is not active"
+            logger.warning("stopped before the clean-up of room %s; LiveKit closes it", room_name)
 
     async def _withdraw(self, record: SessionRecord, room_name: str) -> None:
         """A session never announced is not ended to the app either: marked ended first, so the
