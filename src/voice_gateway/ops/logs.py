@@ -29,9 +29,6 @@ current_request_id: ContextVar[str | None] = ContextVar("current_request_id", de
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 # Arguments no one can change after the call: a record holding only these is queued as it is.
 _IMMUTABLE_ARGS = (str, int, float, bool, type(None))
-# Lines held for the next write while the stream refuses them: about a minute of access lines at
-# 800 sessions a second, ~20 MB at most; past it the oldest go.
-MAX_HELD_LINES = 50_000
 
 
 class RequestIdFilter(logging.Filter):
@@ -121,31 +118,20 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def flush(self) -> None:
         """The lines formatted since the last flush, in one write; nothing to do without any
-        (logging's shutdown flushes every handler, its stream perhaps closed by then). Lines a
-        write refused (a full disk, a pipe that would block) are kept for the next flush, the
-        newest `MAX_HELD_LINES` of them: a stream broken for good must not grow the memory."""
+        (logging's shutdown flushes every handler, its stream perhaps closed by then). A write
+        that fails (a full disk, a pipe that would block) is reported, not tried again: stderr's
+        own buffer has taken what it could and writes it with the next lines, so a second try
+        wrote them twice (tests/ops/test_logs.py)."""
         self.acquire()
         try:
-            if self._lines:
-                self._write_lines()
+            lines, self._lines = self._lines, []
+            if lines:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+        except Exception:
+            self.handleError(self._last)
         finally:
             self.release()
-
-    def _write_lines(self) -> None:
-        try:
-            self.stream.write("".join(self._lines))
-        except Exception:
-            del self._lines[:-MAX_HELD_LINES]
-            self._report_failure()
-            return
-        self._lines = []
-        try:
-            self.stream.flush()
-        except Exception:  # what it did not write stays in the stream's buffer, for its next
-            self._report_failure()
-
-    def _report_failure(self) -> None:
-        self.handleError(self._last)
 
 
 class LogWriter:
