@@ -3,8 +3,10 @@ everything else is still served."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -61,3 +63,26 @@ async def test_answers_close_their_connection_while_draining(
     drain.start()
 
     assert (await gateway.get("/healthz")).headers["connection"] == "close"
+
+
+async def test_a_hurry_cuts_short_a_wait_within_the_grace_already_under_way() -> None:
+    drain = Drain()
+    drain.start()
+    waited: list[float] = []
+
+    async def wait_within_the_grace() -> None:
+        started = anyio.current_time()
+        with drain.within_grace(30):
+            await anyio.sleep(30)
+        waited.append(anyio.current_time() - started)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_within_the_grace)
+            await anyio.sleep(0.1)
+            # As a signal handler calls it: a callback of the loop's, in no task.
+            asyncio.get_running_loop().call_soon(drain.hurry)
+
+    (waited_s,) = waited
+    assert waited_s < 1
+    assert drain.seconds_left(30) == 0

@@ -149,7 +149,7 @@ def test_a_second_sigterm_stops_without_waiting_for_requests(
         with client, pytest.raises(httpx.ReadTimeout):
             client.post("/api/voice/session", json=SESSION_BODY)
         gateway.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        time.sleep(1)  # well past the 0.25 s in which a second copy is the same signal
         gateway.process.send_signal(signal.SIGTERM)
         exit_code = gateway.exit_code(timeout_s=10)
 
@@ -158,9 +158,9 @@ def test_a_second_sigterm_stops_without_waiting_for_requests(
     errors = [line for line in gateway.log_lines() if line["level"] == "error"]
     assert exit_code == 0
     # Forced, but through the lifespan's shutdown: its tasks stopped and its clients closed,
-    # and the request cut off left no clean-up failing in a task group already closed.
+    # after the request cut off had started its room's clean-up while the app still ran.
     assert "stopped: background tasks ended and the LiveKit client is closed" in messages
-    assert "stopped before the clean-up of room" in " ".join(messages)
+    assert "stopped before the clean-up of room" not in " ".join(messages)
     assert {line["message"] for line in errors} <= {"Exception in ASGI application\n"}, errors
 
 
@@ -177,7 +177,7 @@ def test_a_sigterm_delivered_twice_at_once_still_drains(tmp_path: Path, standin:
         created = pool.submit(client.post, "/api/voice/session", json=SESSION_BODY)
         time.sleep(0.5)  # the request is in flight, waiting for LiveKit
         gateway.process.send_signal(signal.SIGTERM)
-        wait_for_line(gateway, "SIGTERM: draining")
+        wait_until_draining(client)
         gateway.process.send_signal(signal.SIGTERM)
         response = created.result(timeout=10)
         exit_code = gateway.exit_code(timeout_s=15)
@@ -189,9 +189,9 @@ def test_a_sigterm_delivered_twice_at_once_still_drains(tmp_path: Path, standin:
     assert "SIGTERM again: stopping now, without waiting for requests" not in messages
 
 
-def wait_for_line(gateway: Gateway, starting: str, timeout_s: float = 5) -> None:
+def wait_until_draining(client: httpx.Client, timeout_s: float = 5) -> None:
+    """Until /readyz says the signal was handled: on the loop, at once, unlike the log."""
     deadline = time.monotonic() + timeout_s
-    # The raw text: the writer may be halfway through a line as it is read.
-    while f'"message": "{starting}' not in gateway.log_path.read_text():
-        assert time.monotonic() < deadline, f"no log line starting {starting!r}"
-        time.sleep(0.005)
+    while client.get("/readyz").status_code != 503:
+        assert time.monotonic() < deadline, "the gateway did not start draining"
+        time.sleep(0.002)

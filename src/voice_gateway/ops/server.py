@@ -40,6 +40,7 @@ from .open_files import client_connection_bound, open_file_limit, raise_open_fil
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STARTUP_FAILURE = 3  # uvicorn's status when it cannot start
+CUT_OFF_WAIT_S = 1.0  # for requests cancelled by a forced stop to end (each one's finally)
 DUPLICATE_SIGNAL_S = 0.25  # far above a forwarded copy's delay, below a person's second Ctrl-C
 # Probes and scrapes are answered whatever the load: an orchestrator that saw them fail would
 # restart or unroute a gateway that is only busy.
@@ -118,11 +119,22 @@ class GatewayServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
-        if self.force_exit:
-            # uvicorn skips the lifespan's shutdown when forced, and asyncio.run then cancels the
-            # lifespan with a traceback, its background tasks and clients never stopped. Hurried,
-            # it takes no time waiting: it stops the tasks and closes the clients, and that is all.
+        if self.force_exit and not self.lifespan.shutdown_event.is_set():
+            # uvicorn skips the lifespan's shutdown when forced (unless under way already), and
+            # asyncio.run then cancels the lifespan with a traceback, its background tasks and
+            # clients never stopped. Hurried, it waits for nothing but the clean-ups.
+            await self._cut_off_requests()
             await self.lifespan.shutdown()
+
+    async def _cut_off_requests(self) -> None:
+        """The requests still served, cancelled while the app still runs: what they start as
+        they end (a half-created room's deletion) lands in its task groups, which the lifespan's
+        shutdown then gives their moment, instead of failing in groups already closed."""
+        requests = list(self.server_state.tasks)
+        for request in requests:
+            request.cancel()
+        if requests:
+            await asyncio.wait(requests, timeout=CUT_OFF_WAIT_S)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # The gateway always serves a host and port (server_config): never sockets, fd or uds.

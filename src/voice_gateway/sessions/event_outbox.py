@@ -149,7 +149,7 @@ async def open_event_outbox(
         sending.start_soon(delivery.run)
         sending.start_soon(outbox.resend_spooled)
         yield outbox
-        with anyio.move_on_after(drain.seconds_left(settings.shutdown_grace_s)):
+        with drain.within_grace(settings.shutdown_grace_s):
             await queue.wait_until_empty()
         sending.cancel_scope.cancel()
     _count_dropped(queue.abandon() + outbox.abandon_spooled(), metrics)
