@@ -7,7 +7,7 @@ the listener and the idle connections, lets in-flight requests finish within the
 `VOICE_GATEWAY_SHUTDOWN_GRACE_S`, runs the lifespan's shutdown (background tasks stop, the
 LiveKit client closes) and the process exits 0. SIGINT (Ctrl-C) skips the delay; a second signal
 of either kind stops at once, without waiting for requests, but still through the lifespan's
-shutdown. The same signal again within `DUPLICATE_SIGNAL_S` is the first one delivered twice: a
+shutdown. SIGTERM again within `DUPLICATE_SIGNAL_S` is the first one delivered twice: a
 process group signalled as a whole (systemd's default, dumb-init, `timeout`) with a wrapper in it
 that passes the signal on (`uv run`) hands the gateway every SIGTERM twice, a millisecond apart.
 """
@@ -41,7 +41,7 @@ logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by th
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STARTUP_FAILURE = 3  # uvicorn's status when it cannot start
 CUT_OFF_WAIT_S = 1.0  # for requests cancelled by a forced stop to end (each one's finally)
-DUPLICATE_SIGNAL_S = 0.25  # far above a forwarded copy's delay, below a person's second Ctrl-C
+DUPLICATE_SIGNAL_S = 0.25  # far above a forwarded copy's delay, far below an operator's second
 # Probes and scrapes are answered whatever the load: an orchestrator that saw them fail would
 # restart or unroute a gateway that is only busy.
 NEVER_SHED_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
@@ -110,7 +110,8 @@ class GatewayServer(uvicorn.Server):
         )
 
     def _handle_another(self, sig: int, name: str, now: float, first: int, first_at: float) -> None:
-        if sig == first and now - first_at < DUPLICATE_SIGNAL_S:
+        # Only SIGTERM: a supervisor's, passed on by a wrapper; a second Ctrl-C is a person's.
+        if sig == first == signal.SIGTERM and now - first_at < DUPLICATE_SIGNAL_S:
             logger.info("%s again at once: the same stop, delivered twice; still draining", name)
             return
         logger.warning("%s again: stopping now, without waiting for requests", name)
