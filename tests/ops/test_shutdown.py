@@ -161,6 +161,7 @@ def test_a_second_sigterm_stops_without_waiting_for_requests(
     # after the request cut off had started its room's clean-up while the app still ran.
     assert "stopped: background tasks ended and the LiveKit client is closed" in messages
     assert "stopped before the clean-up of room" not in " ".join(messages)
+    assert standin.requests_count("DeleteRoom") == 1  # the clean-up's call, sent in time
     assert {line["message"] for line in errors} <= {"Exception in ASGI application\n"}, errors
 
 

@@ -31,7 +31,7 @@ class Drain:
         from now or already."""
         self.start()
         self._hurried = True
-        for grace in self._graces:
+        for grace in list(self._graces):
             grace.cancel()
 
     @contextmanager

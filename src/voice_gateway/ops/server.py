@@ -208,6 +208,7 @@ def server_config(
         workers=1,
         http=edge_protocol(edge_limits(settings), EdgeEvents(metrics)),
         ws="none",
+        lifespan="on",  # the app has one: never guessed "unsupported", as "auto" may
         server_header=False,
         access_log=False,  # the gateway writes its own access line, with the request id
         log_config=None,  # configure_logging already routed uvicorn's loggers
