@@ -31,20 +31,27 @@ async def nested_error_body(
     return True
 
 
-async def test_an_error_body_nested_too_deep_is_a_502_not_a_500() -> None:
+async def create_and_count(*outcomes: str) -> tuple[httpx.Response, list[float], list[int]]:
+    """One session asked of a gateway whose LiveKit answers `nested_error_body`: the answer,
+    CreateRoom's calls counted by each outcome, and the calls LiveKit saw."""
     async with (
         livekit_like(nested_error_body) as (livekit_url, seen),
         serving_gateway(make_settings_for(livekit_url)) as url,
         httpx.AsyncClient(base_url=url, timeout=10) as client,
     ):
         response = await create_session(client)
-        errors = await metric(client, CALLS + '"livekit_error"}')
+        counts = [await metric(client, CALLS + f'"{outcome}"}}') for outcome in outcomes]
+    return response, counts, seen.creates()
+
+
+async def test_an_error_body_nested_too_deep_is_a_502_not_a_500() -> None:
+    response, [errors], creates = await create_and_count("livekit_error")
 
     assert response.status_code == 502
     assert response.json()["code"] == "livekit_error"
     assert "RecursionError" not in response.text
     assert errors == 1
-    assert seen.creates() == [1]
+    assert creates == [1]
 
 
 def a_bug(reply: TwirpAnswer, answer: type[api.Room]) -> api.Room:
@@ -56,14 +63,7 @@ async def test_an_unforeseen_failure_of_a_call_is_a_problem_500_counted_as_error
 ) -> None:
     # The bug injected where LiveKit's answer is read: no LiveKit answer known makes one.
     monkeypatch.setattr(calls_module, "_read", a_bug)
-    async with (
-        livekit_like(nested_error_body) as (livekit_url, seen),
-        serving_gateway(make_settings_for(livekit_url)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
-    ):
-        response = await create_session(client)
-        errors = await metric(client, CALLS + '"error"}')
-        oks = await metric(client, CALLS + '"ok"}')
+    response, [errors, oks], creates = await create_and_count("error", "ok")
 
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -73,4 +73,4 @@ async def test_an_unforeseen_failure_of_a_call_is_a_problem_500_counted_as_error
     assert "Traceback" not in response.text
     assert "KeyError" not in response.text
     assert (errors, oks) == (1, 0)
-    assert seen.creates() == [1]
+    assert creates == [1]
