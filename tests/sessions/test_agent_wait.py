@@ -7,6 +7,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -15,6 +16,7 @@ from tests.support.gateway import (
     gateway_over_http,
     metric,
 )
+from voice_gateway.sessions import agent_wait
 from voice_gateway.standin import StandIn
 
 WEBHOOK = "/api/voice/webhook"
@@ -42,12 +44,17 @@ async def test_the_answer_comes_with_the_agent_in_the_room(standin: StandIn) -> 
 
 @pytest.mark.usefixtures("webhooks_off_afterwards")
 async def test_heard_by_webhook_the_join_is_answered_before_the_next_look(
-    standin: StandIn,
+    standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    standin.agents.serve("pm-agent", join_after_s=0.1)
+    # Looks 30 s apart: only the webhook can answer within the test's 10 s. The agent joins
+    # 0.5 s after its dispatch, well after the first look even on a loaded machine (at 0.1 s a
+    # first look late by 0.1 s already saw it, once).
+    monkeypatch.setattr(agent_wait, "POLL_S", 30)
+    standin.agents.serve("pm-agent", join_after_s=0.5)
     before = standin.requests_count("ListParticipants")
     async with gateway(standin, webhooks=True) as client:
-        created = await create_session(client, wait_for_agent=True)
+        with anyio.fail_after(10):
+            created = await create_session(client, wait_for_agent=True)
     listings = standin.requests_count("ListParticipants") - before
 
     assert created.status_code == 201
