@@ -204,8 +204,8 @@ class RawFailingOnce(io.RawIOBase):
         return len(data)
 
 
-def messages(stream: io.StringIO) -> list[str]:
-    return [json.loads(text)["message"] for text in stream.getvalue().splitlines()]
+def messages(written: str) -> list[str]:
+    return [json.loads(text)["message"] for text in written.splitlines()]
 
 
 def handle_line(handler: logging.Handler, message: str) -> None:
@@ -223,8 +223,7 @@ def test_a_line_whose_write_failed_comes_out_once_with_the_next(
     handle_line(handler, "second")
     handler.flush()
 
-    lines = [json.loads(text)["message"] for text in raw.written.decode().splitlines()]
-    assert lines == ["first, its write failed", "second"]
+    assert messages(raw.written.decode()) == ["first, its write failed", "second"]
     assert capsys.readouterr().err.count("--- Logging error ---") == 1
 
 
@@ -249,7 +248,7 @@ def test_lines_a_failed_flush_left_in_the_streams_buffer_are_not_written_twice(
     handle_line(handler, "second")
     handler.flush()
 
-    assert messages(stream) == ["first, its flush failed", "second"]
+    assert messages(stream.getvalue()) == ["first, its flush failed", "second"]
     assert capsys.readouterr().err.count("--- Logging error ---") == 1
 
 
@@ -263,7 +262,7 @@ def test_a_line_that_cannot_be_formatted_does_not_stop_the_others(
     lines.info("written: %s", "after it")
     writer.stop()
 
-    assert messages(stream) == ["written: after it"]
+    assert messages(stream.getvalue()) == ["written: after it"]
     assert capsys.readouterr().err.count("--- Logging error ---") == 1
 
 

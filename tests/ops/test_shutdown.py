@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ import httpx
 import pytest
 
 from tests.support.gateway import SESSION_BODY
+from tests.support.polling import poll_until
 from tests.support.processes import AUTH, Gateway, serving
 from voice_gateway.standin import StandIn
 
@@ -155,9 +155,10 @@ def test_a_second_sigterm_stops_without_waiting_for_requests(
         gateway.process.send_signal(signal.SIGTERM)
         exit_code = gateway.exit_code(timeout_s=10)
 
-    messages = [line["message"] for line in gateway.log_lines()]
+    lines = gateway.log_lines()
+    messages = [line["message"] for line in lines]
+    errors = [line for line in lines if line["level"] == "error"]
     assert "SIGTERM again: stopping now, without waiting for requests" in messages
-    errors = [line for line in gateway.log_lines() if line["level"] == "error"]
     assert exit_code == 0
     # Forced, but through the lifespan's shutdown: its tasks stopped and its clients closed,
     # after the request cut off had started its room's clean-up while the app still ran.
@@ -168,34 +169,35 @@ def test_a_second_sigterm_stops_without_waiting_for_requests(
     assert {line["message"] for line in errors} <= {"Exception in ASGI application\n"}, errors
 
 
-def test_a_sigterm_delivered_twice_at_once_still_drains(tmp_path: Path, standin: StandIn) -> None:
+async def test_a_sigterm_delivered_twice_at_once_still_drains(
+    tmp_path: Path, standin: StandIn
+) -> None:
     # What a process group signalled as a whole, with `uv run` passing the signal on, delivers:
     # the copy comes once the first is handled (two sent at once would merge into one).
     drain = {"VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0.2", "VOICE_GATEWAY_SHUTDOWN_GRACE_S": "10"}
-    with (
-        serving(tmp_path, standin, **drain) as gateway,
-        httpx.Client(base_url=gateway.base, headers=AUTH, timeout=10) as client,
-        ThreadPoolExecutor(1) as pool,
-    ):
+    responses: list[httpx.Response] = []
+    with serving(tmp_path, standin, **drain) as gateway:
         standin.set_latency(1.5)
-        created = pool.submit(client.post, "/api/voice/session", json=SESSION_BODY)
-        time.sleep(0.5)  # the request is in flight, waiting for LiveKit
-        gateway.process.send_signal(signal.SIGTERM)
-        wait_until_draining(client)
-        gateway.process.send_signal(signal.SIGTERM)
-        response = created.result(timeout=10)
+        async with (
+            httpx.AsyncClient(base_url=gateway.base, headers=AUTH, timeout=10) as client,
+            anyio.create_task_group() as requests,
+        ):
+
+            async def create() -> None:
+                responses.append(await client.post("/api/voice/session", json=SESSION_BODY))
+
+            async def draining() -> bool:  # handled on the loop at once, unlike the log line
+                return (await client.get("/readyz")).status_code == 503
+
+            requests.start_soon(create)
+            await anyio.sleep(0.5)  # the request is in flight, waiting for LiveKit
+            gateway.process.send_signal(signal.SIGTERM)
+            await poll_until(draining, timeout_s=5, interval_s=0.002)
+            gateway.process.send_signal(signal.SIGTERM)
         exit_code = gateway.exit_code(timeout_s=15)
 
     messages = [line["message"] for line in gateway.log_lines()]
-    assert response.status_code == 201
+    assert [response.status_code for response in responses] == [201]
     assert exit_code == 0
     assert "SIGTERM again at once: the same stop, delivered twice; still draining" in messages
     assert "SIGTERM again: stopping now, without waiting for requests" not in messages
-
-
-def wait_until_draining(client: httpx.Client, timeout_s: float = 5) -> None:
-    """Until /readyz says the signal was handled: on the loop, at once, unlike the log."""
-    deadline = time.monotonic() + timeout_s
-    while client.get("/readyz").status_code != 503:
-        assert time.monotonic() < deadline, "the gateway did not start draining"
-        time.sleep(0.002)

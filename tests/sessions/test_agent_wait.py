@@ -47,8 +47,8 @@ async def test_heard_by_webhook_the_join_is_answered_before_the_next_look(
     standin: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Looks 30 s apart: only the webhook can answer within the test's 10 s. The agent joins
-    # 0.5 s after its dispatch, well after the first look even on a loaded machine (at 0.1 s a
-    # first look late by 0.1 s already saw it, once).
+    # 0.5 s after its dispatch, well after the first look even on a loaded machine (at 0.1 s, a
+    # first look late by 0.1 s would already see it: one listing, not two).
     monkeypatch.setattr(agent_wait, "POLL_S", 30)
     standin.agents.serve("pm-agent", join_after_s=0.5)
     before = standin.requests_count("ListParticipants")

@@ -98,7 +98,7 @@ class GatewayServer(uvicorn.Server):
         self._first_signal = (sig, now)
         delay_s = self._delay_s if sig == signal.SIGTERM else 0.0
         self._drain.start()
-        self._close_listener_at = time.monotonic() + delay_s
+        self._close_listener_at = now + delay_s
         # uvicorn annotates an int, but only hands it to asyncio.wait_for, which takes seconds.
         self.config.timeout_graceful_shutdown = self._grace_s - delay_s  # type: ignore[assignment]
         logger.info(
