@@ -14,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from tests.support.gateway import create_session
 from voice_gateway.ops.drain import Drain
 from voice_gateway.settings import Settings
+from voice_gateway.standin import StandIn
 from voice_gateway.web.app import create_app
 
 
@@ -86,3 +87,17 @@ async def test_a_hurry_cuts_short_a_wait_within_the_grace_already_under_way() ->
     (waited_s,) = waited
     assert waited_s < 1
     assert drain.seconds_left(30) == 0
+
+
+async def test_a_request_cancelled_while_not_draining_is_not_answered_but_cancelled(
+    gateway: httpx.AsyncClient, standin: StandIn
+) -> None:
+    # Only a stop's cut-off is answered 503 (tests/ops/test_shutdown.py); any other
+    # cancellation of a request goes on up, as cancellations must.
+    standin.hang()
+    answers: list[httpx.Response] = []
+    with anyio.move_on_after(0.5) as waiting:
+        answers.append(await create_session(gateway))
+
+    assert waiting.cancelled_caught
+    assert answers == []

@@ -40,7 +40,7 @@ from .open_files import client_connection_bound, open_file_limit, raise_open_fil
 logger = logging.getLogger("voice_gateway.server")  # pinned: logs know it by this name
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STARTUP_FAILURE = 3  # uvicorn's status when it cannot start
-CUT_OFF_WAIT_S = 1.0  # for requests cancelled by a forced stop to end (each one's finally)
+CUT_OFF_WAIT_S = 1.0  # for requests cut off (grace over, or forced) to end: each one's 503
 DUPLICATE_SIGNAL_S = 0.25  # far above a forwarded copy's delay, far below an operator's second
 # Probes and scrapes are answered whatever the load: an orchestrator that saw them fail would
 # restart or unroute a gateway that is only busy.
@@ -71,6 +71,7 @@ class GatewayServer(uvicorn.Server):
         self._delay_s = delay_s
         self._grace_s = grace_s
         self._close_listener_at: float | None = None
+        self._requests_grace_s = grace_s  # what is left of the grace once the listener closes
         self._first_signal: tuple[int, float] | None = None  # which, and when it came
 
     @contextlib.contextmanager
@@ -99,8 +100,7 @@ class GatewayServer(uvicorn.Server):
         delay_s = self._delay_s if sig == signal.SIGTERM else 0.0
         self._drain.start()
         self._close_listener_at = now + delay_s
-        # uvicorn annotates an int, but only hands it to asyncio.wait_for, which takes seconds.
-        self.config.timeout_graceful_shutdown = self._grace_s - delay_s  # type: ignore[assignment]
+        self._requests_grace_s = self._grace_s - delay_s
         logger.info(
             "%s: draining; /readyz answers 503, the listener closes in %g s, "
             "requests in flight then have %g s more",
@@ -118,6 +118,19 @@ class GatewayServer(uvicorn.Server):
         self._drain.hurry()
         self.should_exit = self.force_exit = True
 
+    async def _wait_tasks_to_complete(self) -> None:
+        # uvicorn's own wait, with the grace kept here (config.timeout_graceful_shutdown is
+        # None): past it uvicorn would cancel the requests and start the lifespan's shutdown in
+        # the same breath, so a cut-off request's clean-up raced its task group closing.
+        try:
+            await asyncio.wait_for(super()._wait_tasks_to_complete(), self._requests_grace_s)
+        except TimeoutError:
+            logger.warning(
+                "the grace is over: cutting off %d request(s) still served",
+                len(self.server_state.tasks),
+            )
+            await self._cut_off_requests()
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
         if self.force_exit and not self.lifespan.shutdown_event.is_set():
@@ -128,9 +141,10 @@ class GatewayServer(uvicorn.Server):
             await self.lifespan.shutdown()
 
     async def _cut_off_requests(self) -> None:
-        """The requests still served, cancelled while the app still runs: what they start as
-        they end (a half-created room's deletion) lands in its task groups, which the lifespan's
-        shutdown then gives their moment, instead of failing in groups already closed."""
+        """The requests still served, cancelled while the app still runs: each is answered 503
+        (web/middleware/request_observer.py), and what they start as they end (a half-created
+        room's deletion) lands in its task groups, which the lifespan's shutdown then gives
+        their moment, instead of failing in groups already closed."""
         requests = list(self.server_state.tasks)
         for request in requests:
             request.cancel()

@@ -56,6 +56,8 @@ STATUS_AND_TITLE: dict[type[GatewayError], tuple[int, str]] = {
     errors.AdmissionStoreUnavailable: (503, "Session counts unavailable"),
     errors.EventsUnavailable: (503, "Session events unavailable"),
 }
+# Draining: /readyz says so, and a request the stop cut off is answered with it.
+SHUTTING_DOWN = HttpProblem(503, "shutting_down", "Shutting down")
 ROUTING_PROBLEMS = {
     404: HttpProblem(404, "not_found", "Not found"),
     405: HttpProblem(405, "method_not_allowed", "Method not allowed"),

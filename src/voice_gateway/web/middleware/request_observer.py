@@ -1,6 +1,7 @@
 """The outermost middleware: each request's id, and one observation per request (an access log
 line and the HTTP metrics, from the same numbers); while the gateway drains, every answer closes
-its connection (see `ops/drain.py`).
+its connection (see `ops/drain.py`), and a request the stop cuts off (past the drain's grace, or
+by a second signal) is answered 503 `shutting_down`, not left to the server's text/plain 500.
 
 Outside everything that may answer early (auth, limits), so those answers are counted, logged and
 carry their id too. One middleware with one hook on the answer's start, not three (request id,
@@ -10,22 +11,26 @@ measured decisions).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...ops.drain import Drain
 from ...ops.logs import current_request_id, log_fields
 from ...ops.metrics import Metrics
+from ..problems import SHUTTING_DOWN, problem_response
 from .headers import first_header
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import accepted_id
 
 access_logger = logging.getLogger("voice_gateway.access")
+logger = logging.getLogger("voice_gateway.server")  # the stop's lines are all under one name
 
 # Labels must stay few: a client may send any method or path, so neither is used as it came.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -58,10 +63,12 @@ class RequestObserver:
         scope["state"] = {**scope.get("state", {}), "request_id": request_id}
         current_request_id.set(request_id)
 
+        answering = False
+
         async def send_observing(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answering = message["status"], True
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
                 if self.drain.started:
@@ -73,6 +80,11 @@ class RequestObserver:
         self.metrics.http_in_flight.inc()
         try:
             await self.app(scope, receive, send_observing)
+        except asyncio.CancelledError:
+            # During a drain only the server cancels a request: its stop cut this one off.
+            if answering or not self.drain.started:
+                raise
+            await answer_cut_off(scope, receive, send_observing)
         finally:
             self.metrics.http_in_flight.dec()
             self._record(scope, status, time.perf_counter() - started)
@@ -84,6 +96,20 @@ class RequestObserver:
         # Methods and routes are bounded (above), so the series stay few.
         self.metrics.http_request_series(method, route, str(status)).observe(duration_s)
         log_access(seen)
+
+
+async def answer_cut_off(scope: Scope, receive: Receive, send: Send) -> None:
+    """The caller hears that the replica went away and may retry (the request's half-created
+    room, if any, is already being deleted), instead of a 500 and a traceback in the log."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()  # the cancellation is handled here: the answer is all that is left
+    logger.warning(
+        "%s %s cut off by the stop: answered 503 shutting_down", scope["method"], logged_path(scope)
+    )
+    detail = "The gateway stopped before this request was finished; retry it"
+    cut_off = problem_response(Request(scope), SHUTTING_DOWN, detail, headers={"Retry-After": "1"})
+    await cut_off(scope, receive, send)
 
 
 def route_template(route: BaseRoute | None) -> str:

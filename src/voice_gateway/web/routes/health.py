@@ -7,11 +7,9 @@ from starlette.responses import Response
 from ..endpoint import Endpoint
 from ..models import HealthStatus
 from ..openapi import Operation
-from ..problems import HttpProblem, problem_response
+from ..problems import SHUTTING_DOWN, HttpProblem, problem_response
 from ..responses import model_response
 from ..state import GatewayRequest
-
-SHUTTING_DOWN = HttpProblem(503, "shutting_down", "Not ready")
 
 
 async def healthz(request: GatewayRequest) -> Response:
