@@ -140,44 +140,58 @@ def test_sigterm_stops_background_tasks_closes_livekit_and_exits_0(
     assert took_s < 5 + 2  # the grace, plus the lifespan's own shutdown
 
 
+@dataclass
+class CutOff:
+    response: httpx.Response  # what the caller of the request cut off heard
+    exit_code: int
+    lines: list[dict[str, Any]]
+    deletes: int  # DeleteRoom calls that reached LiveKit from the stop on
+
+
 async def cut_off_by(
-    gateway: Gateway, standin: StandIn, stop: Callable[[], Awaitable[None]]
-) -> tuple[httpx.Response, int]:
-    """One request held by a hung LiveKit, then `stop`: its answer, and how many DeleteRoom
-    calls had reached LiveKit before the stop."""
-    standin.hang()  # every call from here on hangs (the stand-in is shared): no reaper deletes
-    answer: list[httpx.Response] = []
-    creates = standin.requests_count("CreateRoom")
+    tmp_path: Path, standin: StandIn, grace_s: float, stop: Callable[[Gateway], Awaitable[None]]
+) -> CutOff:
+    """One request held by a hung LiveKit, then `stop`, until the process exits."""
+    drain = {
+        "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0.2",
+        "VOICE_GATEWAY_SHUTDOWN_GRACE_S": f"{grace_s}",
+    }
+    with serving(tmp_path, standin, VOICE_GATEWAY_LIVEKIT_TIMEOUT_S="60", **drain) as gateway:
+        standin.hang()  # every call from here on hangs (the stand-in is shared): no reaper deletes
+        answer: list[httpx.Response] = []
+        creates = standin.requests_count("CreateRoom")
 
-    async def create() -> None:
-        answer.append(await client.post("/api/voice/session", json=SESSION_BODY))
+        async def create() -> None:
+            answer.append(await client.post("/api/voice/session", json=SESSION_BODY))
 
-    async def in_flight() -> bool:
-        return standin.requests_count("CreateRoom") > creates
+        async def in_flight() -> bool:
+            return standin.requests_count("CreateRoom") > creates
 
-    async with (
-        httpx.AsyncClient(base_url=gateway.base, headers=AUTH, timeout=15) as client,
-        anyio.create_task_group() as request,
-    ):
-        request.start_soon(create)
-        await poll_until(in_flight, timeout_s=5)
-        deletes_before = standin.requests_count("DeleteRoom")
-        await stop()
-    return answer[0], deletes_before
+        async with (
+            httpx.AsyncClient(base_url=gateway.base, headers=AUTH, timeout=15) as client,
+            anyio.create_task_group() as request,
+        ):
+            request.start_soon(create)
+            await poll_until(in_flight, timeout_s=5)
+            deletes_before = standin.requests_count("DeleteRoom")
+            await stop(gateway)
+        exit_code = gateway.exit_code(timeout_s=10)
+    deletes = standin.requests_count("DeleteRoom") - deletes_before
+    return CutOff(answer[0], exit_code, gateway.log_lines(), deletes)
 
 
-def assert_answered_shutting_down(response: httpx.Response) -> None:
+def assert_cut_off_cleanly(cut_off: CutOff) -> None:
+    """Answered 503 shutting_down; a warning and its access line, never an error with a
+    traceback (uvicorn's "Exception in ASGI application", its text/plain 500); the room's
+    clean-up sent in time, the lifespan's shutdown run."""
+    response, lines = cut_off.response, cut_off.lines
+    assert cut_off.exit_code == 0
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "shutting_down"
     assert response.json()["request_id"] == response.headers["x-request-id"]
     assert response.headers["retry-after"] == "1"
     assert response.headers["connection"] == "close"
-
-
-def cut_off_logged(lines: list[dict[str, Any]]) -> None:
-    """The cut-off request's own lines: a warning and its access line, never an error with a
-    traceback (uvicorn's "Exception in ASGI application", its text/plain 500)."""
     assert [line for line in lines if line["level"] == "error"] == []
     messages = [line["message"] for line in lines]
     assert "POST /api/voice/session cut off by the stop: answered 503 shutting_down" in messages
@@ -185,58 +199,39 @@ def cut_off_logged(lines: list[dict[str, Any]]) -> None:
     assert "stopped: background tasks ended and the LiveKit client is closed" in messages
     statuses = [line["status"] for line in lines if line["logger"] == "voice_gateway.access"]
     assert statuses[-1] == 503
+    assert cut_off.deletes == 1  # the clean-up's call
 
 
 async def test_a_second_sigterm_stops_without_waiting_for_requests(
     tmp_path: Path, standin: StandIn
 ) -> None:
-    drain = {"VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0.2", "VOICE_GATEWAY_SHUTDOWN_GRACE_S": "30"}
-    with serving(tmp_path, standin, VOICE_GATEWAY_LIVEKIT_TIMEOUT_S="60", **drain) as gateway:
+    async def sigterm_twice(gateway: Gateway) -> None:
+        gateway.process.send_signal(signal.SIGTERM)
+        await anyio.sleep(1)  # well past the 0.25 s in which a second copy is the same signal
+        gateway.process.send_signal(signal.SIGTERM)
 
-        async def sigterm_twice() -> None:
-            gateway.process.send_signal(signal.SIGTERM)
-            await anyio.sleep(1)  # well past the 0.25 s in which a second copy is the same signal
-            gateway.process.send_signal(signal.SIGTERM)
+    cut_off = await cut_off_by(tmp_path, standin, 30, sigterm_twice)
 
-        response, deletes_before = await cut_off_by(gateway, standin, sigterm_twice)
-        exit_code = gateway.exit_code(timeout_s=10)
-    deletes = standin.requests_count("DeleteRoom") - deletes_before
-
-    lines = gateway.log_lines()
-    assert "SIGTERM again: stopping now, without waiting for requests" in [
-        line["message"] for line in lines
-    ]
-    assert exit_code == 0
-    assert_answered_shutting_down(response)
+    messages = [line["message"] for line in cut_off.lines]
+    assert "SIGTERM again: stopping now, without waiting for requests" in messages
     # Forced, but through the lifespan's shutdown: its tasks stopped and its clients closed,
     # after the request cut off had started its room's clean-up while the app still ran.
-    cut_off_logged(lines)
-    assert deletes == 1  # the clean-up's call, sent in time
+    assert_cut_off_cleanly(cut_off)
 
 
 async def test_a_request_still_served_past_the_grace_is_answered_503_and_cleaned_up(
     tmp_path: Path, standin: StandIn
 ) -> None:
-    drain = {"VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0.2", "VOICE_GATEWAY_SHUTDOWN_GRACE_S": "1.5"}
-    with serving(tmp_path, standin, VOICE_GATEWAY_LIVEKIT_TIMEOUT_S="60", **drain) as gateway:
+    async def sigterm(gateway: Gateway) -> None:
+        gateway.process.send_signal(signal.SIGTERM)
 
-        async def sigterm() -> None:
-            gateway.process.send_signal(signal.SIGTERM)
+    cut_off = await cut_off_by(tmp_path, standin, 1.5, sigterm)
 
-        response, deletes_before = await cut_off_by(gateway, standin, sigterm)
-        exit_code = gateway.exit_code(timeout_s=10)
-    deletes = standin.requests_count("DeleteRoom") - deletes_before
-
-    lines = gateway.log_lines()
-    assert exit_code == 0
-    assert_answered_shutting_down(response)
-    assert "the grace is over: cutting off 1 request(s) still served" in [
-        line["message"] for line in lines
-    ]
+    messages = [line["message"] for line in cut_off.lines]
+    assert "the grace is over: cutting off 1 request(s) still served" in messages
     # Cancelled and waited for before the lifespan's shutdown began (uvicorn's own grace
     # started it in the same breath), so the room's deletion left in time.
-    cut_off_logged(lines)
-    assert deletes == 1
+    assert_cut_off_cleanly(cut_off)
 
 
 async def test_a_sigterm_delivered_twice_at_once_still_drains(
