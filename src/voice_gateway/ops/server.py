@@ -72,6 +72,7 @@ class GatewayServer(uvicorn.Server):
         self._grace_s = grace_s
         self._close_listener_at: float | None = None
         self._requests_grace_s = grace_s  # what is left of the grace once the listener closes
+        self._cut_off: set[asyncio.Task[None]] = set()  # cancelled once: never again
         self._first_signal: tuple[int, float] | None = None  # which, and when it came
 
     @contextlib.contextmanager
@@ -125,6 +126,9 @@ class GatewayServer(uvicorn.Server):
         try:
             await asyncio.wait_for(super()._wait_tasks_to_complete(), self._requests_grace_s)
         except TimeoutError:
+            # Stopped without a signal (embedded), the drain starts here: so the requests cut
+            # off are still answered 503 shutting_down, not a 500 (request_observer.py).
+            self._drain.start()
             logger.warning(
                 "the grace is over: cutting off %d request(s) still served",
                 len(self.server_state.tasks),
@@ -145,7 +149,9 @@ class GatewayServer(uvicorn.Server):
         (web/middleware/request_observer.py), and what they start as they end (a half-created
         room's deletion) lands in its task groups, which the lifespan's shutdown then gives
         their moment, instead of failing in groups already closed."""
-        requests = list(self.server_state.tasks)
+        # Not twice: a second signal during the wait below would cancel the clean-ups under way.
+        requests = [task for task in self.server_state.tasks if task not in self._cut_off]
+        self._cut_off.update(requests)
         for request in requests:
             request.cancel()
         if requests:

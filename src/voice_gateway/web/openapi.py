@@ -30,7 +30,8 @@ PROBLEM_STATUSES = {
     502: "LiveKit answered an error",
     503: "LiveKit (or the identity provider's JWKS, or the Redis holding the session counts) is "
     "unreachable; or `agent_unavailable`: the agent's job failed (wait_for_agent), the session "
-    "was ended",
+    "was ended; or `shutting_down`: the gateway stopped before it finished the request (retry, "
+    "with the same Idempotency-Key if it had one; see Retry-After)",
     504: "LiveKit did not answer within the deadline; or `agent_timeout`: the agent did not "
     "join within VOICE_GATEWAY_AGENT_WAIT_S (wait_for_agent), the session was ended",
 }

@@ -99,15 +99,20 @@ class RequestObserver:
 
 
 async def answer_cut_off(scope: Scope, receive: Receive, send: Send) -> None:
-    """The caller hears that the replica went away and may retry (the request's half-created
-    room, if any, is already being deleted), instead of a 500 and a traceback in the log."""
+    """The caller hears that the replica went away and may retry, instead of a 500 and a
+    traceback in the log. A room half created is already being deleted; a session created and
+    waiting for its agent stays (its events tell the app; with its Idempotency-Key a retry gets
+    that session), and ends as any session no user joins does."""
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()  # the cancellation is handled here: the answer is all that is left
     logger.warning(
         "%s %s cut off by the stop: answered 503 shutting_down", scope["method"], logged_path(scope)
     )
-    detail = "The gateway stopped before this request was finished; retry it"
+    detail = (
+        "The gateway stopped before this request was finished; "
+        "retry it (with the same Idempotency-Key, if it had one)"
+    )
     cut_off = problem_response(Request(scope), SHUTTING_DOWN, detail, headers={"Retry-After": "1"})
     await cut_off(scope, receive, send)
 
