@@ -214,6 +214,7 @@ async def test_a_second_sigterm_stops_without_waiting_for_requests(
 
     messages = [line["message"] for line in cut_off.lines]
     assert "SIGTERM again: stopping now, without waiting for requests" in messages
+    assert "stopping now: cutting off 1 request(s) still served" in messages
     # Forced, but through the lifespan's shutdown: its tasks stopped and its clients closed,
     # after the request cut off had started its room's clean-up while the app still ran.
     assert_cut_off_cleanly(cut_off)

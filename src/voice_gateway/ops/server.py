@@ -129,11 +129,7 @@ class GatewayServer(uvicorn.Server):
             # Stopped without a signal (embedded), the drain starts here: so the requests cut
             # off are still answered 503 shutting_down, not a 500 (request_observer.py).
             self._drain.start()
-            logger.warning(
-                "the grace is over: cutting off %d request(s) still served",
-                len(self.server_state.tasks),
-            )
-            await self._cut_off_requests()
+            await self._cut_off_requests("the grace is over")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await super().shutdown(sockets)
@@ -141,21 +137,23 @@ class GatewayServer(uvicorn.Server):
             # uvicorn skips the lifespan's shutdown when forced (unless under way already), and
             # asyncio.run then cancels the lifespan with a traceback, its background tasks and
             # clients never stopped. Hurried, it waits for nothing but the clean-ups.
-            await self._cut_off_requests()
+            await self._cut_off_requests("stopping now")
             await self.lifespan.shutdown()
 
-    async def _cut_off_requests(self) -> None:
+    async def _cut_off_requests(self, why: str) -> None:
         """The requests still served, cancelled while the app still runs: each is answered 503
         (web/middleware/request_observer.py), and what they start as they end (a half-created
         room's deletion) lands in its task groups, which the lifespan's shutdown then gives
         their moment, instead of failing in groups already closed."""
         # Not twice: a second signal during the wait below would cancel the clean-ups under way.
         requests = [task for task in self.server_state.tasks if task not in self._cut_off]
+        if not requests:
+            return
+        logger.warning("%s: cutting off %d request(s) still served", why, len(requests))
         self._cut_off.update(requests)
         for request in requests:
             request.cancel()
-        if requests:
-            await asyncio.wait(requests, timeout=CUT_OFF_WAIT_S)
+        await asyncio.wait(requests, timeout=CUT_OFF_WAIT_S)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # The gateway always serves a host and port (server_config): never sockets, fd or uds.
