@@ -140,6 +140,9 @@ def test_sigterm_stops_background_tasks_closes_livekit_and_exits_0(
     assert took_s < 5 + 2  # the grace, plus the lifespan's own shutdown
 
 
+CUT_OFF_LINE = "POST /api/voice/session cut off by the stop: answered 503 shutting_down"
+
+
 @dataclass
 class CutOff:
     response: httpx.Response  # what the caller of the request cut off heard
@@ -194,7 +197,7 @@ def assert_cut_off_cleanly(cut_off: CutOff) -> None:
     assert response.headers["connection"] == "close"
     assert [line for line in lines if line["level"] == "error"] == []
     messages = [line["message"] for line in lines]
-    assert "POST /api/voice/session cut off by the stop: answered 503 shutting_down" in messages
+    assert CUT_OFF_LINE in messages
     assert "stopped before the clean-up of room" not in " ".join(messages)
     assert "stopped: background tasks ended and the LiveKit client is closed" in messages
     statuses = [line["status"] for line in lines if line["logger"] == "voice_gateway.access"]
@@ -233,10 +236,7 @@ async def test_a_request_still_served_past_the_grace_is_answered_503_and_cleaned
     assert_cut_off_cleanly(cut_off)
     # Answered before the lifespan's shutdown began: uvicorn's own grace cancelled the request
     # and started that shutdown in the same breath, so its clean-up raced the task group's end.
-    answered = messages.index(
-        "POST /api/voice/session cut off by the stop: answered 503 shutting_down"
-    )
-    assert answered < messages.index("Waiting for application shutdown.")
+    assert messages.index(CUT_OFF_LINE) < messages.index("Waiting for application shutdown.")
 
 
 async def test_a_sigterm_delivered_twice_at_once_still_drains(

@@ -107,7 +107,7 @@ class GatewayServer(uvicorn.Server):
             "requests in flight then have %g s more",
             name,
             delay_s,
-            self._grace_s - delay_s,
+            self._requests_grace_s,
         )
 
     def _handle_another(self, sig: int, name: str, now: float, first: int, first_at: float) -> None:
