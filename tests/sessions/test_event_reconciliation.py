@@ -168,9 +168,10 @@ async def test_a_lost_agent_leave_is_found_by_the_sweep_and_sent(standin: StandI
     ]
 
 
-async def test_a_webhook_retried_after_the_sweep_found_its_join_makes_the_same_event(
+async def test_a_webhook_retried_after_the_sweep_sent_its_join_is_not_sent_again(
     standin: StandIn,
 ) -> None:
+    # The same event (one id, one sequence) deduplicated by the queue though the first was sent.
     standin.agents.serve("pm-agent", join_after_s=0.05)
     async with receiving(standin, **SWEEPING) as (receiver, client):
         session = await session_with_agent(standin, client)
@@ -186,9 +187,7 @@ async def test_a_webhook_retried_after_the_sweep_found_its_join_makes_the_same_e
         await anyio.sleep(0.3)
 
     assert retried.status_code == 200
-    joins = of_type(receiver.of_session(sid), "session.user_joined")
-    assert len({event.webhook_id for event in joins}) == 1
-    assert len({event.data["sequence"] for event in joins}) == 1
+    assert len(of_type(receiver.of_session(sid), "session.user_joined")) == 1
 
 
 def _undelivered_join(standin: StandIn) -> bytes | None:

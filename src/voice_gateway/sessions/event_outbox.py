@@ -52,7 +52,7 @@ class EventOutbox:
         self._metrics = metrics
         self._spooled: list[Delivery] = []  # what Redis did not take, of settled actions
         self._spool_changed = anyio.Event()
-        # Redis's `seen` set makes an event emitted twice one delivery; memory forgets it once sent.
+        # An event emitted twice within the queue's memory of them is one delivery (its `seen`).
         self.deduplicates = queue is not None and queue.deduplicates
         self.on = queue is not None  # off: an event need not even be built
 

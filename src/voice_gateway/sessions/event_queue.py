@@ -14,7 +14,8 @@ lost; a stream: nothing, another replica or the restart claims it).
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +25,11 @@ from .events import SessionEvent
 
 MEMORY_QUEUE_SIZE = 10_000  # deliveries pending at once; past it new events are dropped
 DEAD_LETTERS_KEPT = 1_000  # the latest dead deliveries, for an operator to look at
+SEEN_FOR_S = 3600.0  # the same delivery appended again within this is not queued twice
+# In memory, the last this many of those (~5 MB at most): at 1,000 sessions/s the last 20 s,
+# which hold the duplicates that come (a webhook and the sweep finding one join, LiveKit's ~15 s
+# of retries).
+MEMORY_SEEN_KEPT = 20_000
 
 
 @dataclass(frozen=True)
@@ -78,24 +84,46 @@ class EventQueue(Protocol):
 class MemoryEventQueue:
     """Bounded, in this process: what is pending when it stops is lost (counted as dropped)."""
 
-    deduplicates = False  # it forgets a delivery once sent
+    deduplicates = True  # as Redis's `seen` set, within SEEN_FOR_S and the last MEMORY_SEEN_KEPT
 
-    def __init__(self, size: int = MEMORY_QUEUE_SIZE) -> None:
-        self._size = size
+    def __init__(
+        self,
+        size: int = MEMORY_QUEUE_SIZE,
+        seen_kept: int = MEMORY_SEEN_KEPT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._size, self._seen_kept = size, seen_kept
+        self._clock = clock
         self._pending: dict[tuple[str, str], Delivery] = {}  # in the order they were queued
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # key -> when (monotonic)
         self._unclaimed: deque[Delivery] = deque()
         self._arrived = anyio.Event()
         self._emptied = anyio.Event()
         self.dead: deque[tuple[Delivery, str]] = deque(maxlen=DEAD_LETTERS_KEPT)
 
     async def append(self, deliveries: list[Delivery]) -> None:
-        if len(self._pending) + len(deliveries) > self._size:
+        # The same event twice is one delivery, though the first was sent already: a webhook and
+        # the sweep finding one join make one event (events.py), which the receiver gets once.
+        now = self._clock()
+        self._forget_seen_before(now - SEEN_FOR_S)
+        new = [delivery for delivery in deliveries if not self._holds(delivery.key)]
+        if len(self._pending) + len(new) > self._size:
             raise EventQueueFull(f"{len(self._pending)} deliveries pending")
-        for delivery in deliveries:
-            if delivery.key not in self._pending:  # the same event twice is one delivery
-                self._pending[delivery.key] = delivery
-                self._unclaimed.append(delivery)
+        for delivery in new:
+            self._seen[delivery.key] = now
+            self._pending[delivery.key] = delivery
+            self._unclaimed.append(delivery)
+        while len(self._seen) > self._seen_kept:
+            self._seen.popitem(last=False)
         self._arrived.set()
+
+    def _holds(self, key: tuple[str, str]) -> bool:
+        # Pending too: one still retrying may be older than the last MEMORY_SEEN_KEPT seen.
+        return key in self._seen or key in self._pending
+
+    def _forget_seen_before(self, cutoff: float) -> None:
+        while self._seen and next(iter(self._seen.values())) < cutoff:
+            self._seen.popitem(last=False)
 
     async def claim(self) -> list[Delivery]:
         while not self._unclaimed:

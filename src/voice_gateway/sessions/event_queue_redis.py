@@ -57,7 +57,7 @@ from coredis.exceptions import (
 from coredis.response.types import StreamEntry
 
 from .event_leases import PARTITIONS, PartitionLeases, partition_of
-from .event_queue import STORE_RETRY_S, Delivery, EventQueueUnavailable
+from .event_queue import SEEN_FOR_S, STORE_RETRY_S, Delivery, EventQueueUnavailable
 from .events import SessionEvent
 
 KEY_PREFIX = "voice-gateway:events"
@@ -66,7 +66,6 @@ STORE_TIMEOUT_S = 0.5  # an append slower than this fails (the caller answers 50
 ROUND_TIMEOUT_S = 2.0  # a claim's calls beside its blocking read must end within this
 BLOCK_S = 1.0  # the longest a claim blocks in Redis before it renews its leases
 LEASE_S = 30.0  # VOICE_GATEWAY_EVENTS_LEASE_S: a dead replica's partitions are free after it
-SEEN_FOR_S = 3600.0  # the same delivery appended again within this is not queued twice
 DEAD_LETTERS_KEPT = 100_000  # approximately (MAXLEN ~)
 CLAIM_COUNT = 256  # entries read or taken over per call
 TAKE_OVER_CALLS = 8  # XAUTOCLAIM calls per claim: a large backlog is taken over in rounds

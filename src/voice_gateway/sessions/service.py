@@ -241,9 +241,9 @@ class SessionService:
         idempotency.check_created(room, self._prefix, record)
         token = await signing.token()
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
-        # A replay is the same session, announced when it was created; but with Redis, whose
-        # `seen` set makes the second one nothing, a create that failed to announce it (503) is
-        # retried with its key, and then the replay must.
+        # A replay is the same session, announced when it was created; but with a queue whose
+        # `seen` makes the second one nothing (both do), a create that failed to announce it (503,
+        # Redis) is retried with its key, and then the replay must.
         if self._outbox.on and (first or self._outbox.deduplicates):
             await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)
