@@ -52,6 +52,21 @@ def test_a_head_over_the_limit_is_431(gateway: Gateway) -> None:
     assert_problem(refused, 431, "headers_too_large")
 
 
+async def test_a_whole_head_over_the_limit_is_refused_once(gateway: Gateway) -> None:
+    # Arriving in one read, it was refused by the parser and then again by the size check: a
+    # second 431 written after the FIN (asyncio's "Fatal error on transport", a traceback).
+    shed = 'voice_gateway_connections_shed_total{reason="headers_too_large"}'
+    big = request("GET", "/healthz", headers={"X-Big": "a" * (4 * MAX_HEADER_BYTES)})
+    async with httpx.AsyncClient(base_url=gateway.base, headers=AUTH) as client:
+        before = await metric(client, shed)
+        (refused,) = exchange(gateway.port, big)
+        counted = await metric(client, shed) - before
+
+    assert_problem(refused, 431, "headers_too_large")
+    assert counted == 1
+    assert "write_eof" not in gateway.log_path.read_text()
+
+
 def test_a_head_under_the_limit_is_served(gateway: Gateway) -> None:
     fits = {"X-Padding": "a" * (MAX_HEADER_BYTES // 2), "Connection": "close"}
 

@@ -123,7 +123,8 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         self._feed(data)
-        if not self.transport.is_closing():
+        # Refused while fed (a whole head over the limit): it lingers, and is not refused again.
+        if not self._lingering and not self.transport.is_closing():
             self._bound_what_is_pending()
 
     def _feed(self, data: bytes) -> None:
