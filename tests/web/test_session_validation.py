@@ -138,8 +138,26 @@ async def test_unknown_path_is_a_404_problem(client: httpx.AsyncClient) -> None:
     assert_problem(response, 404, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/api/voice/session/", "/healthz/"])
+async def test_a_trailing_slash_is_a_404_problem_not_a_redirect(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    response = await client.get(path, headers={"Host": "evil.example"})
+
+    assert_problem(response, 404, "not_found")
+    assert "location" not in response.headers
+
+
 async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
     response = await client.put("/api/voice/session", json=SESSION_BODY)
 
     assert_problem(response, 405, "method_not_allowed")
-    assert "POST" in response.headers["allow"]
+    assert response.headers["allow"] == "POST"
+
+
+async def test_a_405_names_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    # One route per endpoint: Starlette's Allow named the first route's only (GET, HEAD).
+    response = await client.patch("/api/voice/session/foundry_nate_pm-agent_x")
+
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "DELETE, GET, HEAD"

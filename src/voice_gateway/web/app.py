@@ -61,12 +61,16 @@ def create_app(
     drain = drain or Drain()
     # Built with the app, not in the lifespan: the request middleware records into it too.
     metrics = metrics or Metrics()
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         middleware=middleware(settings, metrics, drain),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=partial(lifespan, settings=settings, metrics=metrics, drain=drain),
     )
+    # A path with a slash too many is a 404 problem, as any unknown path: not Starlette's bare
+    # 307 to the path without it, whose Location it builds from the request's Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 def middleware(settings: Settings, metrics: Metrics, drain: Drain) -> list[Middleware]:

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from .. import errors
 from ..errors import FieldError, GatewayError
@@ -125,7 +126,18 @@ async def on_http_exception(request: Request[Any], exc: Exception) -> Response:
     kind = ROUTING_PROBLEMS.get(exc.status_code) or HttpProblem(
         exc.status_code, "http_error", "Error"
     )
-    return problem_response(request, kind, _http_detail(request, exc), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_on(request))}
+    return problem_response(request, kind, _http_detail(request, exc), headers=headers)
+
+
+def _methods_on(request: Request[Any]) -> list[str]:
+    # Starlette's Allow names the methods of the first route of the path only; each endpoint is
+    # a route of its own (web/endpoint.py), so a path served for GET and DELETE said GET, HEAD.
+    routes = request.scope["router"].routes
+    matching = [route for route in routes if route.matches(request.scope)[0] != Match.NONE]
+    return sorted({method for route in matching for method in getattr(route, "methods", ())})
 
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for it: no client reads it, logs and metrics do
