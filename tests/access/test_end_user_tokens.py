@@ -264,6 +264,25 @@ async def test_service_keys_and_user_tokens_work_side_by_side(
     assert (service.status_code, user.status_code) == (201, 201)
 
 
+@pytest.mark.parametrize(
+    ("api_keys", "reason"),
+    [
+        ([SERVICE_KEY], "the bearer credential is neither a valid service key nor a JWT"),
+        ([], "the bearer token is not a JWT"),
+    ],
+)
+async def test_a_credential_that_is_no_jwt_is_refused_for_what_it_could_have_been(
+    standin: StandIn, idp: respx.Router, api_keys: list[str], reason: str
+) -> None:
+    # With service keys too, "not a JWT" alone sent the owner of a mistyped key astray.
+    async with running_gateway(jwks_settings(standin, api_keys=api_keys)) as client:
+        response = await client.post(SESSION, json=AGENT, headers=bearer("vgk_mistyped-key"))
+
+    assert_problem(response, 401, "unauthenticated")
+    assert response.json()["detail"] == reason[0].upper() + reason[1:]
+    assert f'error_description="{reason}"' in response.headers["www-authenticate"]
+
+
 async def test_a_shared_secret_verifies_hs256_user_tokens(standin: StandIn) -> None:
     async with running_gateway(secret_settings(standin)) as client:
         good = await client.post(SESSION, json=AGENT, headers=bearer(hs256_token("nate")))

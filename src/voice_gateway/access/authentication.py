@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ..errors import Unauthenticated
 from ..vocabulary import BEARER_TOKEN_PATTERN
 from .caller import ANONYMOUS, Caller, CallerKind
-from .end_user_tokens import InvalidUserToken, UserTokenVerifier
+from .end_user_tokens import InvalidUserToken, NotAJwt, UserTokenVerifier
 from .service_keys import ServiceKeys
 
 REALM = "voice-gateway"
@@ -43,9 +43,16 @@ class Authenticator:
             raise invalid_credential("the bearer credential is not a valid service key")
         try:
             subject = await self._user_tokens.subject_of(credential)
+        except NotAJwt:
+            raise invalid_credential(self._not_a_jwt()) from None
         except InvalidUserToken as exc:
             raise invalid_credential(f"{exc}") from None
         return Caller(CallerKind.END_USER, subject=subject)
+
+    def _not_a_jwt(self) -> str:
+        if self._service_keys:  # not "not a JWT" alone: that sends a mistyped key's owner astray
+            return "the bearer credential is neither a valid service key nor a JWT"
+        return "the bearer token is not a JWT"
 
 
 def bearer_credential(authorization: Sequence[str]) -> str:

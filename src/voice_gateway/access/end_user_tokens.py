@@ -42,6 +42,10 @@ class InvalidUserToken(Exception):
     """The bearer token is not an acceptable user token; the message says why, without secrets."""
 
 
+class NotAJwt(InvalidUserToken):
+    """Not even shaped as a JWT: with service keys configured too, most likely a mistyped key."""
+
+
 class KeySource(Protocol):
     async def key_for(self, kid: str | None, algorithm: str) -> Any: ...
 
@@ -78,7 +82,7 @@ class UserTokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise InvalidUserToken("the bearer token is not a JWT") from None
+            raise NotAJwt("the bearer token is not a JWT") from None
         algorithm, kid = header.get("alg"), header.get("kid")
         if algorithm not in self._algorithms:
             raise InvalidUserToken("the user token's algorithm is not one this gateway accepts")
