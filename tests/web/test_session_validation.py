@@ -87,6 +87,16 @@ async def test_duration_must_be_a_positive_number(client: httpx.AsyncClient, hou
     assert field_names(response) == ["session_duration_hours"]
 
 
+@pytest.mark.parametrize("wait", ["yes", "true", "false", 1, 0, None])
+async def test_wait_for_agent_must_be_a_json_boolean(
+    client: httpx.AsyncClient, wait: object
+) -> None:
+    response = await client.post("/api/voice/session", json=SESSION_BODY | {"wait_for_agent": wait})
+
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == ["wait_for_agent"]
+
+
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
 async def test_non_finite_numbers_are_refused_naming_the_field(
     client: httpx.AsyncClient, literal: bytes

@@ -72,7 +72,8 @@ class SessionRequest(BaseModel):
     session_duration_hours: Hours = Field(
         1.0, description="Session length; at most VOICE_GATEWAY_MAX_SESSION_HOURS", examples=[2]
     )
-    wait_for_agent: bool = Field(
+    # Strict: "yes" or 1 where JSON has true is a client's mistake, refused rather than guessed.
+    wait_for_agent: Annotated[bool, Strict()] = Field(
         False,
         description="Answer once the agent is in the room (with `agent`), at most "
         "VOICE_GATEWAY_AGENT_WAIT_S: else 504 agent_timeout, or 503 agent_unavailable when its "
