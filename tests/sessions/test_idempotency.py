@@ -312,6 +312,20 @@ async def test_a_non_ascii_key_is_a_422(client: httpx.AsyncClient) -> None:
     assert response.status_code == 422
 
 
+async def test_two_keys_are_a_422_and_create_nothing(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    # The first was used: a client meaning the second would have been replayed another session.
+    headers = [(b"Idempotency-Key", b"order-1"), (b"Idempotency-Key", b"order-2")]
+    response = await client.post(SESSION, json=SESSION_BODY, headers=headers)
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "Idempotency-Key", "message": "must be sent once"}
+    ]
+    assert standin.rooms == {}
+
+
 def test_session_ids_are_a_keyed_hash_of_caller_and_key() -> None:
     ids = SessionIds(SecretStr("one-secret"))
 

@@ -19,6 +19,36 @@ async def test_a_body_that_is_not_json_is_a_400(client: httpx.AsyncClient, raw: 
     assert "not valid JSON" in assert_problem(response, 400, "invalid_request")["detail"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"user_id": "nate", "agent_id": "pm-agent", "user_id": "evil"}', 'the key "user_id"'),
+        (b'{"agent_id": "pm-agent", "user_id": "nate", "x": {"k": 1, "k": 1}}', 'the key "k"'),
+        ('{"user_id": "nate"}'.encode("utf-16"), "not UTF-8"),
+        (b'{"session_duration_hours": 1' + b"0" * 5000 + b"}", "more than 4300 digits"),
+    ],
+    ids=["duplicate-key", "duplicate-nested-key", "utf-16", "long-number"],
+)
+async def test_json_this_gateway_does_not_guess_at_is_a_400_saying_why(
+    client: httpx.AsyncClient, standin: StandIn, raw: bytes, reason: str
+) -> None:
+    # A duplicate key's last value counted (a room for "evil"), while a proxy or validator in
+    # front may read the first; UTF-16 was read, against RFC 8259; a long number's detail gave
+    # CPython's advice to the server (sys.set_int_max_str_digits).
+    response = await client.post("/api/voice/session", content=raw)
+
+    detail = assert_problem(response, 400, "invalid_request")["detail"]
+    assert reason in detail
+    assert "sys." not in detail
+    assert standin.rooms == {}
+
+
+async def test_a_utf8_byte_order_mark_is_allowed(client: httpx.AsyncClient) -> None:
+    raw = b'\xef\xbb\xbf{"user_id": "nate", "agent_id": "pm-agent"}'
+
+    assert (await client.post("/api/voice/session", content=raw)).status_code == 201
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'"nate"', b"42", b"null"])
 async def test_json_that_is_not_an_object_is_a_400(client: httpx.AsyncClient, raw: bytes) -> None:
     response = await client.post("/api/voice/session", content=raw)

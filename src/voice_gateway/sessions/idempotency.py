@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Sequence
 from contextlib import suppress
 from datetime import datetime
 
@@ -69,11 +70,17 @@ class SessionIds:
         return SESSION_ID_PREFIX + base64.urlsafe_b64encode(digest).decode()[:22]
 
 
-def checked_key(value: str) -> str:
-    if not _KEY_PATTERN.match(value):
-        problem = FieldError(HEADER, "must be 1-255 visible ASCII characters")
-        raise InvalidRequest(f"Invalid header: {HEADER}", field_errors=[problem])
-    return value
+def key_of(values: Sequence[str]) -> str | None:
+    """The request's key, from the values of its `Idempotency-Key` headers; None without one."""
+    if len(values) > 1:  # which one the client meant is a guess, and a wrong guess replays another
+        raise _invalid_key("must be sent once")
+    if values and not _KEY_PATTERN.match(values[0]):
+        raise _invalid_key("must be 1-255 visible ASCII characters")
+    return values[0] if values else None
+
+
+def _invalid_key(message: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid header: {HEADER}", field_errors=[FieldError(HEADER, message)])
 
 
 def stored_claim(metadata: str) -> Claim | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,12 +19,38 @@ _ROOM_NAME = re.compile(ROOM_NAME_PATTERN)  # with fullmatch: no trailing newlin
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: parsers differ on which value counts (first, last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        twice = _first_repeated(key for key, _ in pairs)
+        raise DuplicateKey(f"the key {json.dumps(twice[:64])} appears more than once in an object")
+    return data
+
+
+def _first_repeated(keys: Iterable[str]) -> str:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("no key repeats")
+
+
+# One decoder: json.loads given a hook builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+
+
 async def read_json_object(request: Request[Any]) -> dict[str, Any]:
     body = await request.body()
     try:
         # NaN, Infinity and 1e999 parse as floats here; the models refuse non-finite numbers
         # with a 422 that names the field, which says more than "not JSON" would.
-        data = json.loads(body) if body else {}
+        # UTF-8 only (RFC 8259 8.1; json.loads would also take UTF-16 and UTF-32), a BOM allowed.
+        data = _DECODER.decode(body.decode("utf-8-sig")) if body else {}
     except RecursionError:
         raise MalformedRequest("The body is not valid JSON: it is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -56,7 +83,12 @@ def room_name_of(request: Request[Any]) -> str:
 def _json_reason(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return str(exc) if isinstance(exc, ValueError) else "the body is not UTF-8"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the body is not UTF-8 (byte {exc.start})"
+    if "integer string conversion" in str(exc):
+        # CPython's own text ends "use sys.set_int_max_str_digits()": advice to the server.
+        return f"a number has more than {sys.get_int_max_str_digits()} digits"
+    return str(exc)  # DuplicateKey's, or another ValueError's
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:

@@ -84,8 +84,7 @@ async def end_session(request: GatewayRequest) -> Response:
 
 
 def _key_of(request: GatewayRequest) -> str | None:
-    key = request.headers.get(idempotency.HEADER)
-    return None if key is None else idempotency.checked_key(key)
+    return idempotency.key_of(request.headers.getlist(idempotency.HEADER))
 
 
 def session_view(details: SessionDetails) -> SessionView:
