@@ -7,7 +7,8 @@ under it knows HTTP. Each error has a stable machine word, its `code`.
     │   ├── MalformedRequest           invalid_request: the body is not a JSON object
     │   ├── InvalidRequest             invalid_request: a field (named in field_errors) is wrong
     │   │   └── IdempotencyConflict    idempotency_key_reused
-    │   └── PayloadTooLarge            payload_too_large
+    │   ├── PayloadTooLarge            payload_too_large
+    │   └── UnsupportedMediaType       unsupported_media_type: a body that says it is not JSON
     ├── Unauthenticated                unauthenticated: no or bad credentials
     │   └── WebhookRejected            unauthenticated: a webhook's signature does not hold
     ├── Forbidden                      forbidden: the caller may not act for that user or room
@@ -66,6 +67,10 @@ class IdempotencyConflict(InvalidRequest):
 
 class PayloadTooLarge(RequestError):
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(RequestError):
+    code = "unsupported_media_type"
 
 
 class Unauthenticated(GatewayError):

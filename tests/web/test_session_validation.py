@@ -43,6 +43,42 @@ async def test_json_this_gateway_does_not_guess_at_is_a_400_saying_why(
     assert standin.rooms == {}
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=utf-16",
+    ],
+)
+async def test_a_body_that_says_it_is_not_json_is_a_415(
+    client: httpx.AsyncClient, standin: StandIn, content_type: str
+) -> None:
+    # Read as JSON before: a browser sends these three cross-origin without a preflight.
+    body = b'{"user_id": "nate", "agent_id": "pm-agent"}'
+    response = await client.post(
+        "/api/voice/session", content=body, headers={"Content-Type": content_type}
+    )
+
+    assert "must be" in assert_problem(response, 415, "unsupported_media_type")["detail"]
+    assert standin.rooms == {}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/json", "Application/JSON; charset=UTF-8", "application/merge+json"],
+)
+async def test_json_or_no_content_type_is_read(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = b'{"user_id": "nate", "agent_id": "pm-agent"}'
+    response = await client.post("/api/voice/session", content=body, headers=headers)
+
+    assert response.status_code == 201
+
+
 async def test_a_utf8_byte_order_mark_is_allowed(client: httpx.AsyncClient) -> None:
     raw = b'\xef\xbb\xbf{"user_id": "nate", "agent_id": "pm-agent"}'
 

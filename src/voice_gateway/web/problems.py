@@ -41,6 +41,7 @@ STATUS_AND_TITLE: dict[type[GatewayError], tuple[int, str]] = {
     errors.InvalidRequest: (422, "Invalid request"),
     errors.IdempotencyConflict: (422, "Idempotency-Key reused with another request"),
     errors.PayloadTooLarge: (413, "Request body too large"),
+    errors.UnsupportedMediaType: (415, "Unsupported media type"),
     errors.Unauthenticated: (401, "Authentication required"),
     errors.WebhookRejected: (401, "Webhook signature rejected"),
     errors.Forbidden: (403, "Forbidden"),

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from ..errors import FieldError, InvalidRequest, MalformedRequest
+from ..errors import FieldError, InvalidRequest, MalformedRequest, UnsupportedMediaType
 from ..vocabulary import ROOM_NAME_ALPHABET, ROOM_NAME_PATTERN
 
 _ROOM_NAME = re.compile(ROOM_NAME_PATTERN)  # with fullmatch: no trailing newline slips by
@@ -45,6 +45,7 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 async def read_json_object(request: Request[Any]) -> dict[str, Any]:
+    _check_media_type(request.headers.get("content-type"))
     body = await request.body()
     try:
         # NaN, Infinity and 1e999 parse as floats here; the models refuse non-finite numbers
@@ -58,6 +59,31 @@ async def read_json_object(request: Request[Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedRequest("The body must be a JSON object")
     return data
+
+
+def _check_media_type(content_type: str | None) -> None:
+    """JSON, or no Content-Type at all; a body that says it is a form or text is not read as
+    JSON (a browser sends those cross-origin without a preflight)."""
+    if content_type is None:
+        return
+    media_type, _, parameters = content_type.partition(";")
+    media_type = media_type.strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        shown = json.dumps(media_type[:64])
+        raise UnsupportedMediaType(f"The body must be application/json, not {shown}")
+    charset = _charset_of(parameters)
+    if charset not in (None, "utf-8"):
+        raise UnsupportedMediaType(
+            f"The body must be UTF-8, not charset {json.dumps(charset[:32])}"
+        )
+
+
+def _charset_of(parameters: str) -> str | None:
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
 
 
 def validate_as(
