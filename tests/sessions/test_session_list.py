@@ -146,6 +146,18 @@ async def test_a_bad_query_is_a_422_naming_the_parameter(
     assert standin.requests_count("ListRooms") == before  # refused before asking LiveKit
 
 
+async def test_a_parameter_given_twice_is_a_422_naming_it(
+    client: httpx.AsyncClient, standin: StandIn
+) -> None:
+    # The last one counted: ?user_id=alice&user_id=bob listed bob's sessions only.
+    before = standin.requests_count("ListRooms")
+    refused = await client.get(LIST, params=[("user_id", "alice"), ("user_id", "bob")])
+
+    assert refused.status_code == 422
+    assert refused.json()["errors"] == [{"field": "user_id", "message": "must be given once"}]
+    assert standin.requests_count("ListRooms") == before
+
+
 async def test_a_dead_livekit_is_a_503(client: httpx.AsyncClient, standin: StandIn) -> None:
     standin.refuse_connections()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -95,6 +96,17 @@ def validate_as(
         errors = [FieldError(_field_name(e["loc"]), e["msg"]) for e in exc.errors()]
         names = ", ".join(dict.fromkeys(e.field for e in errors))
         raise InvalidRequest(f"Invalid fields: {names}", field_errors=errors) from exc
+
+
+def query_of(request: Request[Any]) -> dict[str, str]:
+    """The query's parameters, each given once: of two, which one the client meant is a guess."""
+    params = request.query_params
+    counts = Counter(name for name, _ in params.multi_items())
+    twice = sorted(name for name, count in counts.items() if count > 1)
+    if twice:
+        problems = [FieldError(name[:64], "must be given once") for name in twice]
+        raise InvalidRequest(f"Invalid query: {', '.join(twice)[:200]}", field_errors=problems)
+    return dict(params)
 
 
 def room_name_of(request: Request[Any]) -> str:

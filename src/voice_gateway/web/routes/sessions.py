@@ -29,7 +29,7 @@ from ..models import (
     UserView,
 )
 from ..openapi import BODY, IDEMPOTENCY_KEY, LIVEKIT, NO_STORE_HEADER, Operation
-from ..request_input import read_json_object, room_name_of, validate_as
+from ..request_input import query_of, read_json_object, room_name_of, validate_as
 from ..responses import NO_STORE, model_response
 from ..state import GatewayRequest
 
@@ -68,7 +68,7 @@ async def get_session(request: GatewayRequest) -> Response:
 
 
 async def list_sessions(request: GatewayRequest) -> Response:
-    query = validate_as(SessionListQuery, dict(request.query_params))
+    query = validate_as(SessionListQuery, query_of(request))
     wanted = SessionFilter(query.user_id, query.agent_id, query.status, query.limit, query.cursor)
     page = await request.state["sessions"].list_sessions(caller_of(request), wanted)
     summaries = [
