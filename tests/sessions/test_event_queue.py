@@ -97,3 +97,13 @@ async def test_an_hour_later_the_same_event_is_sent_again() -> None:
     await outbox.emit(event)
 
     assert [delivery.event.id for delivery in await queue.claim()] == [event.id]
+
+
+async def test_one_url_listed_twice_is_one_delivery() -> None:
+    queue = MemoryEventQueue()
+    outbox = EventOutbox(queue, ["http://app/events", "http://app/events"], Metrics())
+
+    await outbox.emit(created_event("sess_" + "M" * 22))
+
+    assert len(await queue.claim()) == 1
+    assert queue.depth() == 1

@@ -326,6 +326,15 @@ async def test_two_keys_are_a_422_and_create_nothing(
     assert standin.rooms == {}
 
 
+async def test_the_same_key_sent_twice_is_that_key(client: httpx.AsyncClient) -> None:
+    headers = [(b"Idempotency-Key", b"order-1"), (b"Idempotency-Key", b"order-1")]
+    twice = await client.post(SESSION, json=SESSION_BODY, headers=headers)
+    once = await client.post(SESSION, json=SESSION_BODY, headers={"Idempotency-Key": "order-1"})
+
+    assert twice.status_code == 201
+    assert twice.json()["session_id"] == once.json()["session_id"]
+
+
 def test_session_ids_are_a_keyed_hash_of_caller_and_key() -> None:
     ids = SessionIds(SecretStr("one-secret"))
 

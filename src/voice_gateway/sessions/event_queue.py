@@ -106,10 +106,11 @@ class MemoryEventQueue:
         # the sweep finding one join make one event (events.py), which the receiver gets once.
         now = self._clock()
         self._forget_seen_before(now - SEEN_FOR_S)
-        new = [delivery for delivery in deliveries if not self._holds(delivery.key)]
-        if len(self._pending) + len(new) > self._size:
+        # By key: one URL listed twice in VOICE_GATEWAY_EVENTS_URL is one delivery.
+        by_key = {d.key: d for d in deliveries if not self._holds(d.key)}
+        if len(self._pending) + len(by_key) > self._size:
             raise EventQueueFull(f"{len(self._pending)} deliveries pending")
-        for delivery in new:
+        for delivery in by_key.values():
             self._seen[delivery.key] = now
             self._pending[delivery.key] = delivery
             self._unclaimed.append(delivery)

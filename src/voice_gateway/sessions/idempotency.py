@@ -72,7 +72,7 @@ class SessionIds:
 
 def key_of(values: Sequence[str]) -> str | None:
     """The request's key, from the values of its `Idempotency-Key` headers; None without one."""
-    if len(values) > 1:  # which one the client meant is a guess, and a wrong guess replays another
+    if len(set(values)) > 1:  # which one was meant is a guess, and a wrong guess replays another
         raise _invalid_key("must be sent once")
     if values and not _KEY_PATTERN.match(values[0]):
         raise _invalid_key("must be 1-255 visible ASCII characters")

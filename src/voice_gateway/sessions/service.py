@@ -243,7 +243,8 @@ class SessionService:
         (self._metrics.sessions_created if first else self._metrics.idempotent_replays).inc()
         # A replay is the same session, announced when it was created; but with a queue whose
         # `seen` makes the second one nothing (both do), a create that failed to announce it (503,
-        # Redis) is retried with its key, and then the replay must.
+        # Redis) is retried with its key, and then the replay must. Past the queue's memory of it
+        # (memory: the last 20,000 deliveries) a replay announces it again, under the same id.
         if self._outbox.on and (first or self._outbox.deduplicates):
             await self._outbox.emit(events.created(record, room_config.name))
         self.agent_watch.watch(record, record.created_at)

@@ -17,14 +17,16 @@ from .models import (
 )
 
 PROBLEM_STATUSES = {
-    400: "The body is not a JSON object in UTF-8 (or names a key twice in one object)",
+    400: "The body is not a JSON object in UTF-8, names a key twice in one object, or holds a "
+    "number of over 4,300 digits",
     401: "No or bad credentials",
     403: "The caller may not act for that user or session",
     404: "No such session",
     409: "The session ended: the Idempotency-Key names an ended one (use a new key), or it "
     "ended while the create waited for its agent",
     413: "The body is larger than VOICE_GATEWAY_MAX_BODY_BYTES",
-    415: "The Content-Type is not JSON (application/json, or none)",
+    415: "The Content-Type of a body is not JSON (application/json or any +json; none is read as "
+    "JSON), or names a charset other than UTF-8",
     422: "A field is invalid; `errors` names each one",
     429: "Too many requests (`rate_limited`), or a session cap is full (`concurrency_limit`: the "
     "body names the `cap`, its `limit` and its `count` of live sessions); see Retry-After",

@@ -164,7 +164,9 @@ async def on_unexpected_error(request: Request[Any], exc: Exception) -> Response
 
 def _http_detail(request: Request[Any], exc: HTTPException) -> str:
     if exc.status_code == 404:
-        return f"No route matches {request.url.path}"
+        path = request.url.path
+        slash = " (paths end without a slash)" if len(path) > 1 and path.endswith("/") else ""
+        return f"No route matches {path}{slash}"
     if exc.status_code == 405:
         return f"{request.method} is not allowed on {request.url.path}"
     return str(exc.detail)

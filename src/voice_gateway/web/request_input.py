@@ -46,13 +46,15 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 async def read_json_object(request: Request[Any]) -> dict[str, Any]:
-    _check_media_type(request.headers.get("content-type"))
     body = await request.body()
+    if not body:  # nothing to misread, whatever it says it is (TokenSource may send none)
+        return {}
+    _check_media_type(request.headers.get("content-type"))
     try:
         # NaN, Infinity and 1e999 parse as floats here; the models refuse non-finite numbers
         # with a 422 that names the field, which says more than "not JSON" would.
         # UTF-8 only (RFC 8259 8.1; json.loads would also take UTF-16 and UTF-32), a BOM allowed.
-        data = _DECODER.decode(body.decode("utf-8-sig")) if body else {}
+        data = _DECODER.decode(body.decode("utf-8-sig"))
     except RecursionError:
         raise MalformedRequest("The body is not valid JSON: it is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -65,18 +67,18 @@ async def read_json_object(request: Request[Any]) -> dict[str, Any]:
 def _check_media_type(content_type: str | None) -> None:
     """JSON, or no Content-Type at all; a body that says it is a form or text is not read as
     JSON (a browser sends those cross-origin without a preflight)."""
-    if content_type is None:
-        return
-    media_type, _, parameters = content_type.partition(";")
+    media_type, _, parameters = (content_type or "").partition(";")
     media_type = media_type.strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        shown = json.dumps(media_type[:64])
-        raise UnsupportedMediaType(f"The body must be application/json, not {shown}")
-    charset = _charset_of(parameters)
-    if charset not in (None, "utf-8"):
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
-            f"The body must be UTF-8, not charset {json.dumps(charset[:32])}"
+            f"The body is JSON, so send Content-Type: application/json, not "
+            f"{json.dumps(media_type[:64])} (curl: --json, or -H 'Content-Type: application/json')"
         )
+    if _charset_of(parameters) not in _UTF8_CHARSETS:
+        raise UnsupportedMediaType("The body must be UTF-8: send charset=utf-8, or no charset")
+
+
+_UTF8_CHARSETS = (None, "utf-8", "utf8", "us-ascii")  # ASCII is UTF-8 too
 
 
 def _charset_of(parameters: str) -> str | None:
