@@ -89,3 +89,8 @@ BEARER_TOKEN_PATTERN = r"[A-Za-z0-9\-._~+/]+=*"  # noqa: S105  # a pattern, not 
 def problem_type(code: str) -> str:
     """A stable URI per error code (RFC 9457 `type`), for the app's problems and the server's."""
     return f"urn:voice-gateway:problem:{code}"
+
+
+# What a browser's script may read of an answer from another origin: the CORS layer's, and the
+# edge's own 503s to an allowed origin (ops/edge_protocol.py), so Retry-After reaches the app.
+CORS_EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "WWW-Authenticate")

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import httpx
 
@@ -27,8 +28,10 @@ HEAD = (
 
 
 @contextmanager
-def bounded_gateway(standin: StandIn) -> Iterator[tuple[int, httpx.Client]]:
-    settings = make_settings(standin, api_keys=[SERVICE_KEY], max_requests_in_flight=BOUND)
+def bounded_gateway(standin: StandIn, **overrides: Any) -> Iterator[tuple[int, httpx.Client]]:
+    settings = make_settings(
+        standin, api_keys=[SERVICE_KEY], max_requests_in_flight=BOUND, **overrides
+    )
     with live_gateway(settings) as (host, port), httpx.Client(timeout=10) as client:
         client.base_url = httpx.URL(f"http://{host}:{port}")
         yield port, client
@@ -118,3 +121,37 @@ def test_shed_requests_are_counted(standin: StandIn) -> None:
         text = client.get("/metrics").text
 
     assert "voice_gateway_requests_shed_total 3.0" in text
+
+
+APP_ORIGIN = "https://app.example"
+
+
+def shed_answer_to(sock: socket.socket, origin: str, keep_alive: bool = True) -> RawResponse:
+    head = HEAD.replace(b"Host: gateway\r\n", f"Host: gateway\r\nOrigin: {origin}\r\n".encode())
+    if not keep_alive:
+        head = head.replace(b"Host: gateway\r\n", b"Host: gateway\r\nConnection: close\r\n")
+    sock.sendall(head)
+    return read_answer(sock)
+
+
+def test_a_shed_answer_to_an_allowed_origin_carries_cors_so_its_script_can_read_it(
+    standin: StandIn,
+) -> None:
+    # Without them a browser's fetch saw a network error, not the 503 and its Retry-After.
+    with bounded_gateway(standin, cors_origins=[APP_ORIGIN]) as (port, client), ExitStack() as st:
+        held_in_flight(st, port, client)
+        with connect(port) as allowed, connect(port) as closing, connect(port) as other:
+            answers = (
+                shed_answer_to(allowed, APP_ORIGIN),
+                shed_answer_to(closing, APP_ORIGIN, keep_alive=False),
+            )
+            stranger = shed_answer_to(other, "https://evil.example")
+
+    for answer in answers:
+        assert answer.status == 503
+        assert answer.headers["access-control-allow-origin"] == APP_ORIGIN
+        assert "Retry-After" in answer.headers["access-control-expose-headers"]
+        assert answer.headers["vary"] == "Origin"
+        assert json.loads(answer.body)["request_id"] == answer.headers["x-request-id"]
+    assert stranger.status == 503
+    assert "access-control-allow-origin" not in stranger.headers

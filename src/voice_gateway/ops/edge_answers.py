@@ -1,5 +1,7 @@
 """The answers the server writes itself, before any request reaches the app: problem+json with a
-request id, as the app's own, but built as bytes here (ops/ sits beneath web/ and Starlette)."""
+request id, as the app's own, but built as bytes here (ops/ sits beneath web/ and Starlette).
+A refusal of a request from an allowed browser origin carries the CORS headers the app's own
+answers would (`cors_head`): a script reads the 503 and its Retry-After, not a network error."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from ..ids import new_request_id
-from ..vocabulary import problem_type
+from ..vocabulary import CORS_EXPOSED_HEADERS, problem_type
 
 MEDIA_TYPE = b"application/problem+json"
 
@@ -43,15 +45,27 @@ class PrebuiltAnswer:
     MARK = "0" * 32  # where the request id goes: as long as one (new_request_id)
 
     def __init__(self, problem: EdgeProblem, limit: float) -> None:
+        mark = self.MARK.encode()
         template = answer_bytes(problem, limit, close=False, request_id=self.MARK)
-        self._parts = template.split(self.MARK.encode())
+        self._parts = template.split(mark)
+        head, body = template.split(b"\r\n\r\n", 1)
+        self._head, self._body = head.split(mark), body.split(mark)
 
-    def __call__(self) -> bytes:
-        return new_request_id().encode().join(self._parts)
+    def __call__(self, extra_head: bytes = b"") -> bytes:
+        """`extra_head`: more header lines, each ending in CRLF."""
+        request_id = new_request_id().encode()
+        if not extra_head:  # most refusals: one join (577 ns, not 928, by timeit)
+            return request_id.join(self._parts)
+        head, body = request_id.join(self._head), request_id.join(self._body)
+        return b"".join((head, b"\r\n", extra_head, b"\r\n", body))
 
 
 def answer_bytes(
-    problem: EdgeProblem, limit: float, close: bool = True, request_id: str | None = None
+    problem: EdgeProblem,
+    limit: float,
+    close: bool = True,
+    request_id: str | None = None,
+    extra_head: bytes = b"",
 ) -> bytes:
     """The whole response; with `close`, `Connection: close`: the server closes after it."""
     request_id = request_id or new_request_id()
@@ -65,7 +79,7 @@ def answer_bytes(
     ]
     if problem.retry_after_s is not None:
         head.append(f"retry-after: {problem.retry_after_s}")
-    return "\r\n".join([*head, "", ""]).encode("ascii") + body
+    return "\r\n".join([*head, ""]).encode("ascii") + extra_head + b"\r\n" + body
 
 
 def _body(problem: EdgeProblem, detail: str, request_id: str) -> bytes:
@@ -78,3 +92,15 @@ def _body(problem: EdgeProblem, detail: str, request_id: str) -> bytes:
         "request_id": request_id,
     }
     return json.dumps(fields).encode()
+
+
+_EXPOSED = ", ".join(CORS_EXPOSED_HEADERS).encode()
+
+
+def cors_head(origin: bytes) -> bytes:
+    """As Starlette's CORSMiddleware answers an allowed origin's request (not a preflight)."""
+    return (
+        b"access-control-allow-origin: " + origin + b"\r\n"
+        b"access-control-expose-headers: " + _EXPOSED + b"\r\n"
+        b"vary: Origin\r\n"
+    )

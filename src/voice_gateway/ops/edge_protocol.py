@@ -50,6 +50,7 @@ from .edge_answers import (
     TOO_MANY_IN_FLIGHT,
     PrebuiltAnswer,
     answer_bytes,
+    cors_head,
 )
 from .edge_answers import EdgeProblem as Problem
 from .edge_cycle import EdgeCycle
@@ -73,6 +74,7 @@ class EdgeLimits:
     max_connections: int
     max_requests_in_flight: int
     never_shed_paths: frozenset[bytes] = frozenset()
+    cors_origins: frozenset[bytes] = frozenset()  # VOICE_GATEWAY_CORS_ORIGINS: see cors_head
 
 
 class HeadTooLarge(Exception):
@@ -231,15 +233,21 @@ class EdgeProtocol(HttpToolsProtocol):
             and self.url.partition(b"?")[0] not in self.limits.never_shed_paths
         )
 
+    def _cors_head(self) -> bytes:
+        if not self.limits.cors_origins:
+            return b""
+        origin = next((value for name, value in self.headers if name == b"origin"), None)
+        return cors_head(origin) if origin in self.limits.cors_origins else b""
+
     def _shed_request(self) -> None:
         self._shedding = True
         self.events.request_shed(self.client)
+        cors = self._cors_head()
         if self.parser.should_keep_alive():
-            self.transport.write(self.shed_answer())
+            self.transport.write(self.shed_answer(cors))
         else:
-            self.transport.write(
-                answer_bytes(TOO_MANY_IN_FLIGHT, self.limits.max_requests_in_flight)
-            )
+            limit = self.limits.max_requests_in_flight
+            self.transport.write(answer_bytes(TOO_MANY_IN_FLIGHT, limit, extra_head=cors))
             self._linger()
 
     # --- deadlines and refusals ---

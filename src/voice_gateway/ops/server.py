@@ -248,4 +248,5 @@ def edge_limits(settings: Settings) -> EdgeLimits:
         max_connections=bound,
         max_requests_in_flight=settings.max_requests_in_flight,
         never_shed_paths=NEVER_SHED_PATHS,
+        cors_origins=frozenset(origin.encode() for origin in settings.cors_origins),
     )

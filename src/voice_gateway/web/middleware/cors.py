@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ...vocabulary import CORS_EXPOSED_HEADERS
 from .headers import first_header
 
 ALLOWED_METHODS = ("GET", "POST", "DELETE")
 # What the JS SDK's TokenSource.endpoint and our own clients send; no cookies, so no credentials.
 ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key")
-EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "WWW-Authenticate")
 PREFLIGHT_MAX_AGE_S = 600
 
 
@@ -32,7 +32,7 @@ class AllowlistCORSMiddleware:
             allow_origins=sorted(self.origins),
             allow_methods=ALLOWED_METHODS,
             allow_headers=ALLOWED_HEADERS,
-            expose_headers=EXPOSED_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
             max_age=PREFLIGHT_MAX_AGE_S,
         )
 
