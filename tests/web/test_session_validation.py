@@ -10,6 +10,13 @@ from tests.support.problems import assert_problem, field_names
 from voice_gateway.standin import StandIn
 
 
+async def assert_only_field_refused(client: httpx.AsyncClient, field: str, value: object) -> None:
+    response = await client.post("/api/voice/session", json=SESSION_BODY | {field: value})
+
+    assert_problem(response, 422, "invalid_request")
+    assert field_names(response) == [field]
+
+
 @pytest.mark.parametrize("raw", [b"{", b"not json", b'{"user_id": "nate",}', b"\xff\xfe\x00"])
 async def test_a_body_that_is_not_json_is_a_400(client: httpx.AsyncClient, raw: bytes) -> None:
     response = await client.post(
@@ -141,10 +148,7 @@ async def test_an_unknown_field_is_refused_rather_than_ignored(client: httpx.Asy
 async def test_user_ids_outside_the_alphabet_or_length_are_refused(
     client: httpx.AsyncClient, user_id: str
 ) -> None:
-    response = await client.post("/api/voice/session", json=SESSION_BODY | {"user_id": user_id})
-
-    assert_problem(response, 422, "invalid_request")
-    assert field_names(response) == ["user_id"]
+    await assert_only_field_refused(client, "user_id", user_id)
 
 
 @pytest.mark.parametrize("agent_id", ["a" * 65, "PM-Agent", "pm.agent", "pm agent", ""])
@@ -165,21 +169,14 @@ async def test_longest_valid_ids_are_accepted(client: httpx.AsyncClient) -> None
 
 @pytest.mark.parametrize("hours", [0, -0.5, "2", True, None, [], {}])
 async def test_duration_must_be_a_positive_number(client: httpx.AsyncClient, hours: object) -> None:
-    body = SESSION_BODY | {"session_duration_hours": hours}
-    response = await client.post("/api/voice/session", json=body)
-
-    assert_problem(response, 422, "invalid_request")
-    assert field_names(response) == ["session_duration_hours"]
+    await assert_only_field_refused(client, "session_duration_hours", hours)
 
 
 @pytest.mark.parametrize("wait", ["yes", "true", "false", 1, 0, None])
 async def test_wait_for_agent_must_be_a_json_boolean(
     client: httpx.AsyncClient, wait: object
 ) -> None:
-    response = await client.post("/api/voice/session", json=SESSION_BODY | {"wait_for_agent": wait})
-
-    assert_problem(response, 422, "invalid_request")
-    assert field_names(response) == ["wait_for_agent"]
+    await assert_only_field_refused(client, "wait_for_agent", wait)
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
