@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from .ceiling import DEFAULT_TOKEN_LENGTH
-from .children import Children, StartFailure, cpu_seconds
+from .children import REPO_ROOT, Children, StartFailure, cpu_seconds
 from .livekit_server import missing_binary
 from .probes import HealthzSampler, loop_lag_buckets, loop_lag_p99_ms
 from .report import Row, describe_machine, format_notes, format_table, write_json
@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         alt_src=args.alt_src,
         gateway_env=dict(item.split("=", 1) for item in args.gateway_env),
     )  # fmt: skip
+    compile_tree(REPO_ROOT / "src")  # edited since `make install`: its bytecode is stale
     if args.alt_src:
         compile_tree(Path(args.alt_src) / "src")
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
@@ -194,9 +195,10 @@ def _start(
 
 
 def compile_tree(src: Path) -> None:
-    """The other tree's bytecode, written once, as `make install` writes this checkout's: a
-    fresh worktree has none, and where Python may not write it (PYTHONDONTWRITEBYTECODE) each
-    of its gateways compiled src/ again at every start, so its start-up read slower."""
+    """A tree's bytecode, written once (only what is stale): a fresh worktree has none, and a
+    checkout edited since `make install` has some out of date; where Python may not write it
+    (PYTHONDONTWRITEBYTECODE) each gateway compiled those modules again at every start, so its
+    start-up read slower than it is."""
     compileall.compile_dir(src, quiet=1)
 
 
