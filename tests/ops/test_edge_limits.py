@@ -20,6 +20,7 @@ from tests.support.raw_http import (
     parse_responses,
     request,
 )
+from voice_gateway.ops.edge_answers import answer_bytes, bad_request
 from voice_gateway.standin import StandIn
 
 pytestmark = pytest.mark.slow
@@ -124,6 +125,29 @@ def test_a_request_httptools_refuses_is_a_400_problem(gateway: Gateway, head: by
     assert_problem(refused, 400, "invalid_http")
 
 
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "Duplicate Content-Length",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            "Transfer-Encoding",
+        ),
+        (b"BREW / HTTP/1.1\r\n\r\n", "Invalid method"),
+    ],
+)
+def test_a_400_says_what_the_parser_disliked(gateway: Gateway, head: bytes, reason: str) -> None:
+    # It said only "not valid HTTP/1.1", whatever the cause (found by a helper's newcomer try).
+    (refused,) = exchange(gateway.port, head)
+
+    detail = refused.json()["detail"]
+    assert detail.startswith("The request is not valid HTTP/1.1: ")
+    assert reason in detail
+
+
 async def test_what_the_edge_refuses_is_counted_by_reason(gateway: Gateway) -> None:
     exchange(gateway.port, b"BREW / HTTP/1.1\r\n\r\n")
 
@@ -152,3 +176,14 @@ def test_whitespace_after_the_bearer_credential_is_accepted(gateway: Gateway, tr
     (usage,) = exchange(gateway.port, request("GET", "/api/voice/usage", headers=headers))
 
     assert usage.status == 200, usage.body
+
+
+def test_a_parser_reason_is_sent_only_as_plain_text() -> None:
+    # The detail is formatted ({limit}) and written as is: braces or a CRLF would break it.
+    problem = bad_request("Bad {limit} thing\r\nX-Injected: 1")
+
+    answer = answer_bytes(problem, 0)
+
+    assert b"X-Injected: 1\r\n" not in answer
+    assert "{" not in problem.detail
+    assert bad_request("").detail == "The request is not valid HTTP/1.1."

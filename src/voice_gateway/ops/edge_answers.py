@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import http
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from ..ids import new_request_id
 from ..vocabulary import CORS_EXPOSED_HEADERS, problem_type
@@ -24,6 +25,7 @@ class EdgeProblem:
 
 
 BAD_REQUEST = EdgeProblem(400, "invalid_http", "The request is not valid HTTP/1.1.")
+_REASON = re.compile(r"[^A-Za-z0-9 '.,:;()_-]")
 HEAD_TOO_LARGE = EdgeProblem(
     431, "headers_too_large", "The request line and headers are larger than {limit} bytes."
 )
@@ -36,6 +38,14 @@ OVERLOADED = EdgeProblem(
 TOO_MANY_IN_FLIGHT = EdgeProblem(
     503, "overloaded", "The gateway serves its most requests at once ({limit}).", retry_after_s=1
 )
+
+
+def bad_request(reason: str) -> EdgeProblem:
+    """400 with what the parser disliked (llhttp's own fixed texts, e.g. "Duplicate
+    Content-Length"), kept to plain characters: the detail is formatted and sent as is."""
+    plain = _REASON.sub("", reason)[:100].strip().rstrip(".")
+    detail = f"The request is not valid HTTP/1.1: {plain}." if plain else BAD_REQUEST.detail
+    return replace(BAD_REQUEST, detail=detail)
 
 
 class PrebuiltAnswer:

@@ -43,13 +43,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from uvicorn.server import ServerState
 
 from .edge_answers import (
-    BAD_REQUEST,
     HEAD_TOO_LARGE,
     OVERLOADED,
     READ_TIMEOUT,
     TOO_MANY_IN_FLIGHT,
     PrebuiltAnswer,
     answer_bytes,
+    bad_request,
     cors_head,
 )
 from .edge_answers import EdgeProblem as Problem
@@ -138,7 +138,7 @@ class EdgeProtocol(HttpToolsProtocol):
             if isinstance(error.__context__, HeadTooLarge):
                 self._refuse(HEAD_TOO_LARGE, "headers_too_large", self.limits.max_header_bytes)
             else:
-                self._refuse(BAD_REQUEST, "invalid_http", 0)
+                self._refuse(bad_request(str(error)), "invalid_http", 0)
 
     def _bound_what_is_pending(self) -> None:
         """After each read: a head still incomplete may not grow past the limit, and whatever is
