@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.json_format import ParseDict, ParseError
 
 from ..errors import FieldError, Forbidden, InvalidRequest
@@ -60,13 +61,73 @@ def attributes_size(attributes: Mapping[str, str]) -> int:
 
 
 def parse_room_config(data: Mapping[str, Any] | None) -> api.RoomConfiguration:
+    config = dict(data or {})
+    descriptor = cast(Descriptor, api.RoomConfiguration.DESCRIPTOR)  # upb's is the same API
+    if wrong := _not_an_object(config, descriptor, FIELD):
+        # Else a string where an object goes is read as an empty one ("agents": ["pm-agent"]
+        # became an agent without a name), its characters taken for unknown field names.
+        raise _invalid(*wrong)
     try:
-        return ParseDict(dict(data or {}), api.RoomConfiguration(), ignore_unknown_fields=True)
+        return ParseDict(config, api.RoomConfiguration(), ignore_unknown_fields=True)
     except ParseError as exc:
-        # The parser's message quotes the offending value; name the field only.
-        path = ".".join([FIELD, *re.findall(r"Failed to parse (\w+) field", str(exc))])
-        problem = FieldError(path, "has the wrong type or an out-of-range value")
-        raise InvalidRequest(f"Invalid field: {path}", field_errors=[problem]) from exc
+        # The parser's message quotes the offending value; name the field and what it must be.
+        names = re.findall(r"Failed to parse (\w+) field", str(exc))
+        raise _invalid(".".join([FIELD, *names]), _expected(descriptor, names)) from exc
+
+
+def _invalid(path: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid field: {path}", field_errors=[FieldError(path, message)])
+
+
+def _not_an_object(
+    value: Mapping[str, Any], descriptor: Descriptor, path: str
+) -> tuple[str, str] | None:
+    """The first value that should be an object (a message), or a list of them, and is not:
+    its path, and what it must be."""
+    for key, item in value.items():
+        field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
+        if field is None or field.message_type is None or item is None:
+            continue
+        at = f"{path}.{key}"
+        if field.message_type.GetOptions().map_entry:
+            if not isinstance(item, dict):
+                return at, "must be an object"
+            continue
+        if field.is_repeated and not isinstance(item, list):
+            return at, "must be a list of objects"
+        items = item if field.is_repeated else [item]
+        for index, one in enumerate(items):
+            where = f"{at}.{index}" if field.is_repeated else at
+            if not isinstance(one, dict):
+                return where, "must be an object"
+            if deeper := _not_an_object(one, field.message_type, where):
+                return deeper
+    return None
+
+
+_KINDS = {
+    FieldDescriptor.CPPTYPE_STRING: "a string",
+    FieldDescriptor.CPPTYPE_BOOL: "true or false",
+    FieldDescriptor.CPPTYPE_INT32: "an integer",
+    FieldDescriptor.CPPTYPE_INT64: "an integer",
+    FieldDescriptor.CPPTYPE_UINT32: "an integer from 0 to 4294967295",
+    FieldDescriptor.CPPTYPE_UINT64: "an integer of 0 or more",
+    FieldDescriptor.CPPTYPE_ENUM: "one of its enum's names",
+    FieldDescriptor.CPPTYPE_MESSAGE: "an object",
+}
+
+
+def _expected(descriptor: Descriptor, names: Sequence[str]) -> str:
+    field = None
+    for name in names:
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            return "has the wrong type or an out-of-range value"
+        descriptor = field.message_type or descriptor
+    if field is None:
+        return "has the wrong type or an out-of-range value"
+    kind = _KINDS.get(field.cpp_type, "of another type")
+    return f"must be a list, each {kind}" if field.is_repeated else f"must be {kind}"
 
 
 def vet_room_config(
