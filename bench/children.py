@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +29,25 @@ LOG_TAIL_CHARS = 2000
 ROUTINE_LINE = re.compile(
     r'"logger": "voice_gateway\.access".*"status": 2\d\d\b|HTTP/[\d.]+" 2\d\d |^\S+\tINFO\t'
 )
+
+
+# The processes a run measures: with `pin_servers_apart`, alone on a CPU of their own.
+SERVERS_UNDER_TEST = ("-gateway", "-baseline", "-ceiling")
+_server_cpus: set[int] = set()
+
+
+def pin_servers_apart() -> str:
+    """The server under test on the first CPU this process may use, and this process (so wrk,
+    the stand-ins, the real server and the probes, which inherit it) on the others: on a small
+    machine the load generator otherwise takes the gateway's core from it for a scheduler slice
+    at a time, which the gateway's loop-lag monitor reads as its own lag. What it says it did."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "--pin: one CPU only, nothing pinned"
+    _server_cpus.clear()
+    _server_cpus.add(cpus[0])
+    os.sched_setaffinity(0, set(cpus[1:]))
+    return f"pinned: the server under test on CPU {cpus[0]}, the rest on {cpus[1:]}"
 
 
 class StartFailure(Exception):
@@ -70,6 +90,9 @@ class Children(AbstractContextManager["Children"]):
         stop_grace_s: float = STOP_GRACE_S,
     ) -> Child:
         log_path = self.work_dir / f"{name}.log"
+        pin = None
+        if _server_cpus and name.endswith(SERVERS_UNDER_TEST):
+            pin = partial(os.sched_setaffinity, 0, _server_cpus)
         with log_path.open("wb") as log:
             # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
             process = subprocess.Popen(
@@ -80,6 +103,7 @@ class Children(AbstractContextManager["Children"]):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=pin,
             )
         child = Child(name, process, log_path, stop_grace_s)
         self._children.append(child)

@@ -24,6 +24,7 @@ RATIOS = (
     ("baseline", "gateway-events"),
     ("gateway-events", "gateway"),
     ("gateway-alt", "gateway"),
+    ("gateway-events-alt", "gateway-events"),
 )
 HEADER = (
     "scenario", "target", "livekit", "conns", "sessions/s", "CPU us/session", "p50 ms", "p99 ms",

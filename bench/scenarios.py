@@ -12,7 +12,13 @@ Backend = Literal["stand-in", "livekit-server"]  # what answers the gateway's Li
 # of the same stand-in, the bare ceiling (bench/ceiling.py), or the gateway in front of the
 # stand-in at 0 ms (the real server's scenario compares with it).
 TargetKind = Literal[
-    "gateway", "gateway-events", "gateway-alt", "baseline", "ceiling", "gateway-standin"
+    "gateway",
+    "gateway-events",
+    "gateway-alt",
+    "gateway-events-alt",
+    "baseline",
+    "ceiling",
+    "gateway-standin",
 ]
 
 FULL_DURATION_S = 10
@@ -98,6 +104,9 @@ class Plan:
         if self.alt_src and "gateway" in kinds:
             at = kinds.index("gateway") + 1
             kinds = (*kinds[:at], "gateway-alt", *kinds[at:])
+        if self.alt_src and "gateway-events" in kinds:
+            at = kinds.index("gateway-events") + 1
+            kinds = (*kinds[:at], "gateway-events-alt", *kinds[at:])
         if self.only_targets is not None:
             kinds = tuple(k for k in kinds if k in self.only_targets)
         return kinds

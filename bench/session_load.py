@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from .ceiling import DEFAULT_TOKEN_LENGTH
-from .children import REPO_ROOT, Children, StartFailure, cpu_seconds
+from .children import REPO_ROOT, Children, StartFailure, cpu_seconds, pin_servers_apart
 from .livekit_server import missing_binary
 from .probes import HealthzSampler, loop_lag_buckets, loop_lag_p99_ms
 from .report import Row, describe_machine, format_notes, format_table, write_json
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.alt_src:
         compile_tree(Path(args.alt_src) / "src")
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
+    if args.pin:
+        print(pin_servers_apart(), file=sys.stderr)
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so every child is stopped.
     signal.signal(signal.SIGTERM, _interrupt)
     runnable, skipped = _runnable(scenarios)
@@ -108,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--alt-src", metavar="DIR", help="also run the gateway from DIR/src (A/B, interleaved)"
     )
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="the server under test alone on one CPU, everything else on the others",
+    )  # fmt: skip
     return parser
 
 
@@ -184,9 +190,9 @@ def _start(
     if kind == "gateway-standin":
         target = start_gateway(children, creds, "stand-in", 0, label)
         return replace(target, name="gateway")
-    src = plan.alt_src if kind == "gateway-alt" else None
+    src = plan.alt_src if kind.endswith("-alt") else None
     settings = dict(plan.gateway_env)
-    if kind == "gateway-events":
+    if kind.startswith("gateway-events"):
         settings |= events_env(start_event_sink(children, label))
     target = start_gateway(
         children, creds, scenario.backend, scenario.latency_ms, label, src, settings
