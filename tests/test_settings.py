@@ -134,6 +134,22 @@ def test_several_urls_are_comma_separated_and_must_be_http() -> None:
     assert "VOICE_GATEWAY_EVENTS_URL" in refusal(events_url="ftp://a", events_secret=EVENTS_SECRET)
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://app/hooks/new events", "must not hold spaces or control characters"),
+        ("http://app/hooks\r\nX-Injected: 1", "must not hold spaces or control characters"),
+        ("http://app:99999/hooks", "must name a host (and a port from 1 to 65535)"),
+        ("http://:8000/hooks", "must name a host (and a port from 1 to 65535)"),
+    ],
+)
+def test_an_events_url_that_cannot_go_on_a_request_line_is_refused(url: str, says: str) -> None:
+    problem = refusal(events_url=f"http://ok/e,{url}", events_secret=EVENTS_SECRET)
+
+    assert problem.startswith("invalid settings: VOICE_GATEWAY_EVENTS_URL is invalid")
+    assert f"entry 2 {says}" in problem
+
+
 def test_an_events_lease_shorter_than_two_sends_is_refused_with_redis_only() -> None:
     short: dict[str, Any] = {
         "events_url": "http://app/events",

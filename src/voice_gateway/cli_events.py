@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 
-from .sessions.event_delivery import receiver_of
+from .sessions.receivers import receiver_of
 from .settings import Settings
 
 if TYPE_CHECKING:  # the Redis client (coredis, numpy through it) only when a command runs:

@@ -229,6 +229,10 @@ class Settings(BaseSettings):
         for number, url in enumerate(urls, start=1):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"entry {number} must start with https:// (or http://)")
+            if any(char.isspace() or not char.isprintable() for char in url):
+                raise ValueError(f"entry {number} must not hold spaces or control characters")
+            if not _names_a_host(url):
+                raise ValueError(f"entry {number} must name a host (and a port from 1 to 65535)")
         return urls
 
     @field_validator("events_secret")
@@ -375,3 +379,12 @@ def _is_redis_url(url: str) -> bool:
         and path_is_a_db
         and (port is None or port > 0)
     )
+
+
+def _names_a_host(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for one not a number, or out of range
+    except ValueError:
+        return False
+    return bool(parts.hostname) and port != 0

@@ -17,7 +17,7 @@ from tests.support.gateway import make_settings_for
 from tests.support.polling import wait_until
 from voice_gateway.errors import LiveKitUnavailable
 from voice_gateway.livekit.rooms import open_livekit_calls
-from voice_gateway.livekit.twirp_pool import CLOSED, LiveKitUnreachable, TwirpPool
+from voice_gateway.livekit.twirp_pool import CLOSED, TwirpPool, Unreachable
 from voice_gateway.ops.metrics import Metrics
 from voice_gateway.web.problems import problem_of
 
@@ -30,7 +30,7 @@ async def test_a_call_after_aclose_fails_at_once_and_opens_nothing() -> None:
         await pool.post(PATH, "token", create("before"))
         await pool.aclose()
         started = time.monotonic()
-        with pytest.raises(LiveKitUnreachable) as raised:
+        with pytest.raises(Unreachable) as raised:
             await pool.post(PATH, "token", create("after"))
         elapsed = time.monotonic() - started
         await wait_until(lambda: seen.open_now == 0)  # the idle one was closed
@@ -51,7 +51,7 @@ async def test_calls_waiting_at_aclose_fail_at_once_and_the_call_in_flight_ends(
             waiting = asyncio.create_task(pool.post(PATH, "token", create("waiting")))
             await asyncio.sleep(0)
             await pool.aclose()
-            with pytest.raises(LiveKitUnreachable) as raised:
+            with pytest.raises(Unreachable) as raised:
                 await waiting
             assert not in_flight.done()  # failed before the connection came back
             answer = await in_flight

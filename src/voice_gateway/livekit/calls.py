@@ -24,7 +24,7 @@ from ..errors import GatewayError, LiveKitBusy, LiveKitError, LiveKitTimeout, Li
 from ..ops.metrics import Metrics
 from ..settings import Settings
 from .api_tokens import ServiceTokens
-from .twirp_pool import TWIRP_MEDIA_TYPE, LiveKitUnreachable, NotHttp, TwirpAnswer, TwirpPool
+from .twirp_pool import TWIRP_MEDIA_TYPE, NotHttp, TwirpAnswer, TwirpPool, Unreachable
 
 M = TypeVar("M", bound=Message)
 
@@ -92,7 +92,7 @@ class LiveKitCalls:
             token = await self._tokens.service_token()
         try:
             reply = await self._pool.post(path, token, request.SerializeToString())
-        except LiveKitUnreachable as exc:
+        except Unreachable as exc:
             raise LiveKitUnavailable(f"LiveKit could not be reached: {exc.why}") from exc
         except NotHttp as exc:
             raise LiveKitError("What answers at the LiveKit URL does not speak HTTP") from exc

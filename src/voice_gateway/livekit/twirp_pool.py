@@ -1,5 +1,8 @@
-"""The gateway's one connection pool to LiveKit: keep-alive HTTP/1.1 connections carrying Twirp
-POSTs (a protobuf body in, a status, a Content-Type and a body out).
+"""The gateway's connection pools: keep-alive HTTP/1.1 connections carrying POSTs with a
+Content-Length, answered with a status, a Content-Type, a `Retry-After` and a body. One to LiveKit
+for its Twirp calls (a protobuf body in, `post`); one per origin of the app's event receivers
+(sessions/receivers.py, `send`), where httpx had cost ~700 µs of CPU per session, more than the
+session itself (bench/README.md, measured decisions).
 
 Not aiohttp, which `livekit-api` calls through: a Twirp call is the plainest HTTP there is (one
 origin, a POST with a Content-Length, an answer LiveKit always frames), and aiohttp's general
@@ -27,6 +30,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -37,17 +41,18 @@ from .. import __version__
 IDLE_S = 15.0  # aiohttp's keep-alive default; LiveKit (Go) keeps idle connections longer
 USER_AGENT = f"voice-gateway/{__version__}"
 TWIRP_MEDIA_TYPE = "application/protobuf"  # what a Twirp call sends, and LiveKit answers with
-CLOSED = "the gateway is stopping: its connections to LiveKit are closed"
+CLOSED = "the gateway is stopping: its connections are closed"
 
 
 @dataclass(frozen=True)
 class TwirpAnswer:
     status: int
     content_type: str  # lower case, without parameters
-    body: bytes
+    body: bytes  # at most the pool's `body_limit` bytes of it
+    retry_after: str | None = None  # the header, as sent
 
 
-class LiveKitUnreachable(Exception):
+class Unreachable(Exception):
     """No answer came: no connection, or it closed before answering. `why` says so in words."""
 
     def __init__(self, why: str) -> None:
@@ -66,7 +71,15 @@ class _Closed(Exception):
 
 
 class TwirpPool:
-    def __init__(self, url: str, max_connections: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_connections: int,
+        content_type: str = TWIRP_MEDIA_TYPE,
+        body_limit: int | None = None,
+    ) -> None:
+        """`body_limit`: the most of an answer's body kept (the rest is read and dropped), for
+        servers the gateway does not control; None keeps it all (LiveKit's)."""
         parts = urlsplit(url.replace("ws", "http", 1) if url.startswith("ws") else url)
         self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._host = parts.hostname or "localhost"
@@ -76,9 +89,9 @@ class TwirpPool:
         host_header = host if parts.port is None else f"{host}:{parts.port}"
         self._base_path = parts.path.rstrip("/")
         self._fixed_headers = (
-            f"Host: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
-            f"Content-Type: {TWIRP_MEDIA_TYPE}\r\n"
+            f"Host: {host_header}\r\nUser-Agent: {USER_AGENT}\r\nContent-Type: {content_type}\r\n"
         )
+        self._body_limit = body_limit
         self._max = max_connections
         self._open = 0  # connected or connecting, idle or busy, or handed to a waiting call
         self._idle: list[_Connection] = []  # most recently used last: reused first
@@ -90,7 +103,13 @@ class TwirpPool:
 
     async def post(self, path: str, token: str, body: bytes) -> TwirpAnswer:
         """POST `body` to `path` (under the URL's own path) with `token` as its bearer."""
-        request = self._request(path, token, body)
+        return await self.send(
+            f"{self._base_path}{path}", f"Authorization: Bearer {token}\r\n", body
+        )
+
+    async def send(self, target: str, headers: str, body: bytes) -> TwirpAnswer:
+        """POST `body` to `target` (a path and query) with `headers` (lines ending in CRLF)."""
+        request = self._request(target, headers, body)
         connection, reused = await self._acquire()
         try:
             return await self._exchange(connection, request)
@@ -113,12 +132,12 @@ class TwirpPool:
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_exception(LiveKitUnreachable(CLOSED))
+                waiter.set_exception(Unreachable(CLOSED))
 
-    def _request(self, path: str, token: str, body: bytes) -> bytes:
+    def _request(self, target: str, headers: str, body: bytes) -> bytes:
         head = (
-            f"POST {self._base_path}{path} HTTP/1.1\r\n{self._fixed_headers}"
-            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"POST {target} HTTP/1.1\r\n{self._fixed_headers}{headers}"
+            f"Content-Length: {len(body)}\r\n\r\n"
         )
         return head.encode("latin-1") + body
 
@@ -152,21 +171,21 @@ class TwirpPool:
         """A new connection in a slot `_open` already counts; the slot is passed on on failure."""
         try:
             if self._closed:  # a call that came after aclose, or was handed a slot before it
-                raise LiveKitUnreachable(CLOSED)
+                raise Unreachable(CLOSED)
             _, connection = await asyncio.get_running_loop().create_connection(
-                _Connection, self._host, self._port, ssl=self._tls,
+                partial(_Connection, self._body_limit), self._host, self._port, ssl=self._tls,
                 server_hostname=self._host if self._tls else None,
             )  # fmt: skip
         except BaseException as exc:
             self._release_slot()
             if isinstance(exc, OSError):
-                raise LiveKitUnreachable(why_unreachable(exc)) from exc
+                raise Unreachable(why_unreachable(exc)) from exc
             raise
         return connection
 
     async def _wait_for_a_connection(self, loop: asyncio.AbstractEventLoop) -> _Connection | None:
         if self._closed:
-            raise LiveKitUnreachable(CLOSED)
+            raise Unreachable(CLOSED)
         waiter: asyncio.Future[_Connection | None] = loop.create_future()
         self._waiters.append(waiter)
         try:
@@ -218,8 +237,11 @@ class TwirpPool:
 class _Connection(asyncio.Protocol):
     """One connection, one request at a time; answers parsed by httptools as they arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, body_limit: int | None = None) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        self._body_limit = body_limit
+        self._kept = 0  # bytes of this answer's body kept
+        self._retry_after: bytes | None = None
         self._transport: asyncio.Transport | None = None
         self._answer: asyncio.Future[TwirpAnswer] | None = None
         self._content_type = b""
@@ -273,6 +295,8 @@ class _Connection(asyncio.Protocol):
         name = name.lower()
         if name == b"content-type":
             self._content_type = value
+        elif name == b"retry-after":
+            self._retry_after = value
         elif name in (b"content-length", b"transfer-encoding"):
             self._framed = True
 
@@ -283,23 +307,31 @@ class _Connection(asyncio.Protocol):
         self._body_to_eof = not self._framed and status >= 300 and status != 304
 
     def on_body(self, body: bytes) -> None:
+        if self._body_limit is not None:
+            body = body[: max(0, self._body_limit - self._kept)]
+            self._kept += len(body)
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # An interim answer (100 Continue, 103 Early Hints): the answer is still to come.
-            self._content_type, self._body, self._framed = b"", [], False
+            self._begin_answer()
             return
         content_type = self._content_type.split(b";", 1)[0].strip().lower().decode("latin-1")
-        answer = TwirpAnswer(status, content_type, b"".join(self._body))
+        retry_after = None if self._retry_after is None else self._retry_after.decode("latin-1")
+        answer = TwirpAnswer(status, content_type, b"".join(self._body), retry_after)
         if not self._parser.should_keep_alive():
             self.close()
-        self._content_type, self._body = b"", []
-        self._framed = self._body_to_eof = False
+        self._begin_answer()
+        self._body_to_eof = False
         waiting, self._answer = self._answer, None
         if waiting is not None and not waiting.done():
             waiting.set_result(answer)
+
+    def _begin_answer(self) -> None:
+        self._content_type, self._body, self._framed = b"", [], False
+        self._kept, self._retry_after = 0, None
 
     def _fail(self, error: Exception) -> None:
         waiting, self._answer = self._answer, None
@@ -307,14 +339,14 @@ class _Connection(asyncio.Protocol):
             waiting.set_exception(error)
 
 
-def _unreachable(closed: _Closed) -> LiveKitUnreachable:
+def _unreachable(closed: _Closed) -> Unreachable:
     if closed.answering:
-        return LiveKitUnreachable("it closed the connection in the middle of its answer")
-    return LiveKitUnreachable("it closed the connection without answering")
+        return Unreachable("it closed the connection in the middle of its answer")
+    return Unreachable("it closed the connection without answering")
 
 
 def why_unreachable(exc: BaseException) -> str:
-    """Why a connection to LiveKit failed, in words (an exception class says nothing to most)."""
+    """Why a connection failed, in words (an exception class says nothing to most)."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError) or _errno(cause) == errno.ECONNREFUSED:

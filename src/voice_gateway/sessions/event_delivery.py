@@ -23,17 +23,15 @@ import logging
 import random
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import anyio
 from standardwebhooks.webhooks import Webhook
 
+from ..livekit.twirp_pool import NotHttp, Unreachable
 from ..ops.metrics import Metrics
 from .event_queue import Delivery, EventQueue
 from .receiver_answers import Refusal, refusal_of
-
-if TYPE_CHECKING:
-    import httpx
+from .receivers import Receivers, receiver_of
 
 logger = logging.getLogger("voice_gateway.events")  # pinned: logs know it by this name
 
@@ -79,14 +77,16 @@ class EventDelivery:
     def __init__(
         self,
         queue: EventQueue,
-        client: httpx.AsyncClient,
+        receivers: Receivers,
         signer: Webhook,
         metrics: Metrics,
+        timeout_s: float,
         retry_for_s: float,
         retry_max_s: float = LONGEST_RETRY_S,
     ) -> None:
         self._queue = queue
-        self._client = client
+        self._receivers = receivers
+        self._timeout_s = timeout_s
         self._signer = signer
         self._metrics = metrics
         self._retry_for_s = retry_for_s
@@ -140,18 +140,19 @@ class EventDelivery:
         async with self._sending:
             if not self._queue.still_ours(delivery):  # checked last thing before the send
                 raise DeliveryMoved
+            headers = self._headers(delivery, body)
             try:
-                # The client's timeout is per phase; this bounds the whole attempt, which the
-                # partition leases' fence counts on (event_leases.py).
-                with anyio.fail_after(self._client.timeout.read or 60):
-                    response = await self._client.post(
-                        delivery.url, content=body, headers=self._headers(delivery, body)
-                    )
-            except _http_errors() as exc:  # refused, reset, timed out
-                return Refusal(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                # The whole attempt, connecting included: the partition leases' fence counts on
+                # it (event_leases.py).
+                with anyio.fail_after(self._timeout_s):
+                    answer = await self._receivers.post(delivery.url, headers, body.encode())
+            except Unreachable as exc:  # refused, reset, closed before answering
+                return Refusal(exc.why)
+            except NotHttp:
+                return Refusal("what answers does not speak HTTP")
             except TimeoutError:
-                return Refusal("timed out")
-        return refusal_of(response)
+                return Refusal(f"no answer within {self._timeout_s:g} s")
+        return refusal_of(answer)
 
     def _headers(self, delivery: Delivery, body: str) -> dict[str, str]:
         now = datetime.now(UTC)
@@ -175,17 +176,3 @@ class EventDelivery:
             receiver_of(delivery.url),
             error,
         )
-
-
-def _http_errors() -> type[Exception]:
-    import httpx  # loaded by the outbox, which imports it only with events configured
-
-    return httpx.HTTPError
-
-
-def receiver_of(url: str) -> str:
-    """The URL as logs may show it: a query or user info could carry the receiver's own token."""
-    import httpx
-
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(query=None, fragment=None, userinfo=b""))

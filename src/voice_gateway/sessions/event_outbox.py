@@ -30,7 +30,7 @@ from ..errors import EventsUnavailable
 from ..ops.drain import Drain
 from ..ops.metrics import Metrics
 from ..settings import Settings
-from .event_delivery import EventDelivery
+from .event_delivery import SENDS_AT_ONCE, EventDelivery
 from .event_queue import (
     MEMORY_QUEUE_SIZE,
     STORE_RETRY_S,
@@ -41,6 +41,7 @@ from .event_queue import (
     MemoryEventQueue,
 )
 from .events import SessionEvent
+from .receivers import Receivers
 
 logger = logging.getLogger("voice_gateway.events")  # pinned: logs know it by this name
 
@@ -126,22 +127,19 @@ async def open_event_outbox(
         yield EventOutbox.off(metrics)
         return
     signer = Webhook(settings.events_secret.get_secret_value())
-    # httpx (with the rich and pygments its CLI pulls in) only once this is configured: a fifth
-    # of the start-up of a gateway without it (bench/README.md, measured decisions).
-    import httpx
-
-    timeout = httpx.Timeout(settings.events_timeout_s)
+    receivers = Receivers(SENDS_AT_ONCE)
     async with (
         _open_queue(settings, metrics) as queue,
-        httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        _closing(receivers),
         anyio.create_task_group() as sending,
     ):
         metrics.watch_event_queue(queue.depth, queue.oldest_queued_at)
         delivery = EventDelivery(
             queue,
-            client,
+            receivers,
             signer,
             metrics,
+            settings.events_timeout_s,
             settings.events_retry_for_s,
             settings.events_retry_max_s,
         )
@@ -153,6 +151,14 @@ async def open_event_outbox(
             await queue.wait_until_empty()
         sending.cancel_scope.cancel()
     _count_dropped(queue.abandon() + outbox.abandon_spooled(), metrics)
+
+
+@asynccontextmanager
+async def _closing(receivers: Receivers) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await receivers.aclose()
 
 
 @asynccontextmanager

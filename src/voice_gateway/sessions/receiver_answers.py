@@ -19,10 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only with events configured is httpx imported (start-up time)
-    import httpx
+from ..livekit.twirp_pool import TwirpAnswer
 
 GONE = 410
 
@@ -36,15 +34,15 @@ class Refusal:
     retry_after_s: float | None = None  # the receiver's own "not before"
 
 
-def refusal_of(response: httpx.Response) -> Refusal | None:
+def refusal_of(answer: TwirpAnswer) -> Refusal | None:
     """None when the receiver took the event."""
-    status = response.status_code
-    if response.is_success:
+    status = answer.status
+    if 200 <= status < 300:
         return None
     error = f"HTTP {status}"
     if status == GONE:
         return Refusal(error, final=True)
-    return Refusal(error, retry_after_s=retry_after_s(response.headers.get("retry-after")))
+    return Refusal(error, retry_after_s=retry_after_s(answer.retry_after))
 
 
 def retry_after_s(value: str | None) -> float | None:
