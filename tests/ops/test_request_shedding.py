@@ -155,3 +155,18 @@ def test_a_shed_answer_to_an_allowed_origin_carries_cors_so_its_script_can_read_
         assert json.loads(answer.body)["request_id"] == answer.headers["x-request-id"]
     assert stranger.status == 503
     assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_an_allowed_origins_preflight_is_served_past_the_bound_so_its_page_reads_the_503(
+    standin: StandIn,
+) -> None:
+    preflight = {"Access-Control-Request-Method": "POST"}
+    with bounded_gateway(standin, cors_origins=[APP_ORIGIN]) as (port, client), ExitStack() as st:
+        held_in_flight(st, port, client)
+        allowed = client.options("/api/voice/session", headers=preflight | {"Origin": APP_ORIGIN})
+        other = client.options("/api/voice/session", headers=preflight | {"Origin": "https://x"})
+        plain = client.options("/api/voice/session", headers={"Origin": APP_ORIGIN})
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == APP_ORIGIN
+    assert (other.status_code, plain.status_code) == (503, 503)  # not preflights of an allowed one

@@ -56,6 +56,36 @@ async def test_an_allowed_origin_can_read_answers_and_errors(gateway: httpx.Asyn
     assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
 
 
+@pytest.mark.parametrize(
+    ("method", "headers", "asked"),
+    [
+        ("POST", "authorization, x-trace", "header x-trace"),
+        ("PUT", "content-type", "method PUT"),
+        ("PATCH", "X-One, x-two", "method PATCH and header X-One, x-two"),
+    ],
+)
+async def test_a_preflight_asking_for_what_is_not_allowed_is_a_problem_saying_what(
+    gateway: httpx.AsyncClient, method: str, headers: str, asked: str
+) -> None:
+    preflight = {
+        "Origin": APP,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": headers,
+        "X-Request-ID": "preflight-7",
+    }
+    response = await gateway.options("/api/voice/session", headers=preflight)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == "cors_preflight_refused"
+    assert problem["request_id"] == "preflight-7"
+    assert problem["detail"] == (
+        "This origin may send methods GET, POST, DELETE and headers Authorization, "
+        f"Content-Type, X-Request-ID, Idempotency-Key; the preflight asks for {asked}."
+    )
+
+
 async def test_a_preflight_from_another_origin_gets_no_cors_headers(
     gateway: httpx.AsyncClient,
 ) -> None:

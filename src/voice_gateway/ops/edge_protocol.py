@@ -15,9 +15,10 @@ What uvicorn 0.54 + httptools lack, added here without a second parser:
 - Connections over `max_connections` get 503 at once, before they can exhaust the fds.
 - A request that finds `max_requests_in_flight` requests already being served gets 503
   `overloaded` with `Retry-After` as soon as its head is read: before its body is read, before
-  the app (and so LiveKit) sees it, on the same keep-alive connection. Built here, not in a
-  middleware, because under overload the refusal itself must be nearly free: no task, no ASGI
-  scope, no middleware stack (bench/README.md, measured decisions). The paths in
+  the app (and so LiveKit) sees it, on the same keep-alive connection (a CORS preflight from an
+  allowed origin aside: it is served, so the browser goes on to read the 503 itself). Built
+  here, not in a middleware, because under overload the refusal itself must be nearly free: no
+  task, no ASGI scope, no middleware stack (bench/README.md, measured decisions). The paths in
   `never_shed_paths` (liveness, readiness, metrics) are always served.
 - A request httptools refuses gets problem+json with a request id, not uvicorn's text/plain.
 - An answer framed by Content-Length (every one the gateway makes) goes out in one write, not
@@ -231,7 +232,16 @@ class EdgeProtocol(HttpToolsProtocol):
             and (self.cycle is None or self.cycle.response_complete)
             and not self._skip_bogus_completion
             and self.url.partition(b"?")[0] not in self.limits.never_shed_paths
+            and not self._is_allowed_preflight()
         )
+
+    def _is_allowed_preflight(self) -> bool:
+        # Never shed either: a browser whose preflight failed reports a CORS error, and its page
+        # never sees the 503 and Retry-After its request would get; a preflight is answered in
+        # one step of the app, calls nothing and holds no place in flight.
+        if self.parser.get_method() != b"OPTIONS" or not self._cors_head():
+            return False
+        return any(name == b"access-control-request-method" for name, _ in self.headers)
 
     def _cors_head(self) -> bytes:
         if not self.limits.cors_origins:
