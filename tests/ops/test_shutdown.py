@@ -152,13 +152,19 @@ class CutOff:
 
 
 async def cut_off_by(
-    tmp_path: Path, standin: StandIn, grace_s: float, stop: Callable[[Gateway], Awaitable[None]]
+    tmp_path: Path,
+    standin: StandIn,
+    grace_s: float,
+    stop: Callable[[Gateway], Awaitable[None]],
+    origin: str | None = None,
 ) -> CutOff:
-    """One request held by a hung LiveKit, then `stop`, until the process exits."""
+    """One request held by a hung LiveKit, then `stop`, until the process exits. `origin`: the
+    request comes from this browser origin, which the gateway allows."""
     drain = {
         "VOICE_GATEWAY_SHUTDOWN_DELAY_S": "0.2",
         "VOICE_GATEWAY_SHUTDOWN_GRACE_S": f"{grace_s}",
-    }
+    } | ({"VOICE_GATEWAY_CORS_ORIGINS": origin} if origin else {})
+    headers = AUTH | ({"Origin": origin} if origin else {})
     with serving(tmp_path, standin, VOICE_GATEWAY_LIVEKIT_TIMEOUT_S="60", **drain) as gateway:
         standin.hang()  # every call from here on hangs (the stand-in is shared): no reaper deletes
         answer: list[httpx.Response] = []
@@ -171,7 +177,7 @@ async def cut_off_by(
             return standin.requests_count("CreateRoom") > creates
 
         async with (
-            httpx.AsyncClient(base_url=gateway.base, headers=AUTH, timeout=15) as client,
+            httpx.AsyncClient(base_url=gateway.base, headers=headers, timeout=15) as client,
             anyio.create_task_group() as request,
         ):
             request.start_soon(create)
@@ -237,6 +243,21 @@ async def test_a_request_still_served_past_the_grace_is_answered_503_and_cleaned
     # Answered before the lifespan's shutdown began: uvicorn's own grace cancelled the request
     # and started that shutdown in the same breath, so its clean-up raced the task group's end.
     assert messages.index(CUT_OFF_LINE) < messages.index("Waiting for application shutdown.")
+
+
+async def test_a_browsers_request_cut_off_carries_cors_so_its_page_reads_the_503(
+    tmp_path: Path, standin: StandIn
+) -> None:
+    async def sigterm(gateway: Gateway) -> None:
+        gateway.process.send_signal(signal.SIGTERM)
+
+    page = "https://app.example.test"
+    cut_off = await cut_off_by(tmp_path, standin, 1.5, sigterm, origin=page)
+
+    assert_cut_off_cleanly(cut_off)
+    assert cut_off.response.headers["access-control-allow-origin"] == page
+    assert "Retry-After" in cut_off.response.headers["access-control-expose-headers"]
+    assert cut_off.response.headers["vary"] == "Origin"
 
 
 async def test_a_sigterm_delivered_twice_at_once_still_drains(

@@ -79,7 +79,9 @@ def middleware(settings: Settings, metrics: Metrics, drain: Drain) -> list[Middl
     # With no origins allowed CORS has nothing to do: not a layer every request passes through.
     cors = [Middleware(AllowlistCORSMiddleware, origins=settings.cors_origins)]
     return [
-        Middleware(RequestObserver, metrics=metrics, drain=drain),
+        Middleware(
+            RequestObserver, metrics=metrics, drain=drain, cors_origins=settings.cors_origins
+        ),
         *(cors if settings.cors_origins else []),
         Middleware(AccessMiddleware, public_paths=public_paths_of(ENDPOINTS)),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),

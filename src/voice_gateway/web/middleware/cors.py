@@ -60,6 +60,18 @@ class AllowlistCORSMiddleware:
         return problem_response(Request(scope), PREFLIGHT_REFUSED, detail)
 
 
+def cors_headers(origin: str | None, origins: frozenset[str]) -> dict[str, str]:
+    """What CORSMiddleware adds to an allowed origin's answer, for one answered outside it."""
+    if origin is None or origin not in origins:
+        return {}
+    exposed = ", ".join(CORS_EXPOSED_HEADERS)
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": exposed,
+        "Vary": "Origin",
+    }
+
+
 def _may_send() -> str:
     return f"methods {', '.join(ALLOWED_METHODS)} and headers {', '.join(ALLOWED_HEADERS)}"
 

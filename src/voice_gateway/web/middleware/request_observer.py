@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from starlette.datastructures import MutableHeaders
@@ -25,6 +26,7 @@ from ...ops.drain import Drain
 from ...ops.logs import current_request_id, log_fields
 from ...ops.metrics import Metrics
 from ..problems import SHUTTING_DOWN, problem_response
+from .cors import cors_headers
 from .headers import first_header
 from .request_id import HEADER as REQUEST_ID_HEADER
 from .request_id import accepted_id
@@ -48,10 +50,13 @@ class Observation:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: Metrics, drain: Drain) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, drain: Drain, cors_origins: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.drain = drain
+        self.cors_origins = frozenset(cors_origins)  # the cut-off 503 is answered outside CORS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,7 +89,8 @@ class RequestObserver:
             # During a drain only the server cancels a request: its stop cut this one off.
             if answering or not self.drain.started:
                 raise
-            await answer_cut_off(scope, receive, send_observing)
+            cors = cors_headers(first_header(scope, b"origin"), self.cors_origins)
+            await answer_cut_off(scope, receive, send_observing, cors)
         finally:
             self.metrics.http_in_flight.dec()
             self._record(scope, status, time.perf_counter() - started)
@@ -98,7 +104,9 @@ class RequestObserver:
         log_access(seen)
 
 
-async def answer_cut_off(scope: Scope, receive: Receive, send: Send) -> None:
+async def answer_cut_off(
+    scope: Scope, receive: Receive, send: Send, cors: Mapping[str, str]
+) -> None:
     """The caller hears that the replica went away and may retry, instead of a 500 and a
     traceback in the log. A room half created is already being deleted; a session created and
     waiting for its agent stays (its events tell the app; with its Idempotency-Key a retry gets
@@ -113,7 +121,8 @@ async def answer_cut_off(scope: Scope, receive: Receive, send: Send) -> None:
         "The gateway stopped before this request was finished; "
         "retry it (with the same Idempotency-Key, if it had one)"
     )
-    cut_off = problem_response(Request(scope), SHUTTING_DOWN, detail, headers={"Retry-After": "1"})
+    headers = {"Retry-After": "1", **cors}
+    cut_off = problem_response(Request(scope), SHUTTING_DOWN, detail, headers=headers)
     await cut_off(scope, receive, send)
 
 
