@@ -11,7 +11,6 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 
@@ -90,9 +89,6 @@ class Children(AbstractContextManager["Children"]):
         stop_grace_s: float = STOP_GRACE_S,
     ) -> Child:
         log_path = self.work_dir / f"{name}.log"
-        pin = None
-        if _server_cpus and name.endswith(SERVERS_UNDER_TEST):
-            pin = partial(os.sched_setaffinity, 0, _server_cpus)
         with log_path.open("wb") as log:
             # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
             process = subprocess.Popen(
@@ -103,8 +99,10 @@ class Children(AbstractContextManager["Children"]):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=pin,
             )
+        if _server_cpus and name.endswith(SERVERS_UNDER_TEST):
+            # At once, before the interpreter is up and has started a thread (each inherits it).
+            os.sched_setaffinity(process.pid, _server_cpus)
         child = Child(name, process, log_path, stop_grace_s)
         self._children.append(child)
         return child

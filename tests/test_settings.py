@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.support.event_receiver import EVENTS_SECRET
-from voice_gateway.settings import Settings, describe_settings_error
+from voice_gateway.settings import Settings, ascii_host, describe_settings_error
 
 REQUIRED: dict[str, Any] = {
     "livekit_url": "http://lk:7880",
@@ -141,6 +141,10 @@ def test_several_urls_are_comma_separated_and_must_be_http() -> None:
         ("http://app/hooks\r\nX-Injected: 1", "must not hold spaces or control characters"),
         ("http://app:99999/hooks", "must name a host (and a port from 1 to 65535)"),
         ("http://:8000/hooks", "must name a host (and a port from 1 to 65535)"),
+        ("http://app:0/hooks", "must name a host (and a port from 1 to 65535)"),
+        ("http://app..example/hooks", "must name a host (and a port from 1 to 65535)"),
+        (f"http://{'a' * 64}.example/hooks", "must name a host (and a port from 1 to 65535)"),
+        ("http://\u2603.example/hooks", "must name a host (and a port from 1 to 65535)"),
     ],
 )
 def test_an_events_url_that_cannot_go_on_a_request_line_is_refused(url: str, says: str) -> None:
@@ -197,3 +201,16 @@ def test_redis_urls_of_every_documented_shape_are_taken(url: str) -> None:
 
     assert settings.redis_url is not None
     assert settings.redis_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("host", "sent"),
+    [
+        ("app.example", "app.example"),
+        ("faß.de", "xn--fa-hia.de"),  # IDNA 2008, as browsers: the 2003 codec said fass.de
+        ("bücher.de", "xn--bcher-kva.de"),
+        ("ДОМЕН.рф", "xn--d1acufc.xn--p1ai"),
+    ],
+)
+def test_an_events_hosts_name_goes_on_the_wire_as_browsers_send_it(host: str, sent: str) -> None:
+    assert ascii_host(host) == sent

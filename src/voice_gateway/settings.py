@@ -385,6 +385,26 @@ def _names_a_host(url: str) -> bool:
     try:
         parts = urlsplit(url)
         port = parts.port  # raises for one not a number, or out of range
-    except ValueError:
+        ascii_host(parts.hostname or "")
+    except ValueError:  # NotAReceiverUrl too
         return False
-    return bool(parts.hostname) and port != 0
+    return port != 0
+
+
+class NotAReceiverUrl(ValueError):
+    """An events URL that cannot be reached as given."""
+
+
+def ascii_host(host: str) -> str:
+    """The host as it goes on the wire; NotAReceiverUrl when it cannot."""
+    if host.isascii():
+        labels = host.split(".")
+        if host and all(0 < len(label) < 64 for label in labels[:-1]) and len(labels[-1]) < 64:
+            return host
+        raise NotAReceiverUrl(f"{host!r} is not a host name")
+    import idna  # its tables only for a host that needs them (start-up time)
+
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise NotAReceiverUrl(f"{host!r} is not a host name IDNA can encode: {exc}") from None

@@ -39,6 +39,9 @@ import httptools
 from .. import __version__
 
 IDLE_S = 15.0  # aiohttp's keep-alive default; LiveKit (Go) keeps idle connections longer
+# An answer's status line and headers: more is not a server to talk to (h11, under httpx, stops
+# at 16 KiB); httptools would go on joining one header's pieces, slower the longer it grows.
+MAX_HEAD_BYTES = 64 * 1024
 USER_AGENT = f"voice-gateway/{__version__}"
 TWIRP_MEDIA_TYPE = "application/protobuf"  # what a Twirp call sends, and LiveKit answers with
 CLOSED = "the gateway is stopping: its connections are closed"
@@ -79,7 +82,8 @@ class TwirpPool:
         body_limit: int | None = None,
     ) -> None:
         """`body_limit`: the most of an answer's body kept (the rest is read and dropped), for
-        servers the gateway does not control; None keeps it all (LiveKit's)."""
+        servers whose answers' bodies mean nothing (event receivers): those may also end a body
+        of any status by closing. None keeps it all (LiveKit's)."""
         parts = urlsplit(url.replace("ws", "http", 1) if url.startswith("ws") else url)
         self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._host = parts.hostname or "localhost"
@@ -247,6 +251,8 @@ class _Connection(asyncio.Protocol):
         self._content_type = b""
         self._body: list[bytes] = []
         self._answering = False
+        self._head_bytes = 0  # received of this answer before its head was whole
+        self._in_head = True
         self._framed = False  # the answer's head gave its body a length (or chunks)
         self._body_to_eof = False  # a head without: the body runs to the connection's end
         self._lost = False
@@ -284,6 +290,12 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self._answering = True
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES + len(data):  # what came before is head alone
+                self._fail(NotHttp(f"its answer's head is over {MAX_HEAD_BYTES} bytes"))
+                self.close()
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -304,13 +316,16 @@ class _Connection(asyncio.Protocol):
         # An error page may run to the end of the connection (HTTP/1.0 proxies): its status is
         # still the answer. Never a 200, whose cut-off protobuf could parse as a shorter one.
         status = self._parser.get_status_code()
-        self._body_to_eof = not self._framed and status >= 300 and status != 304
+        self._in_head = False
+        body_unused = self._body_limit is not None
+        self._body_to_eof = not self._framed and (status >= 300 or body_unused) and status != 304
 
     def on_body(self, body: bytes) -> None:
         if self._body_limit is not None:
             body = body[: max(0, self._body_limit - self._kept)]
             self._kept += len(body)
-        self._body.append(body)
+        if body:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -332,6 +347,7 @@ class _Connection(asyncio.Protocol):
     def _begin_answer(self) -> None:
         self._content_type, self._body, self._framed = b"", [], False
         self._kept, self._retry_after = 0, None
+        self._in_head, self._head_bytes = True, 0
 
     def _fail(self, error: Exception) -> None:
         waiting, self._answer = self._answer, None

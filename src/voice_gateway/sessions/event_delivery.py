@@ -31,7 +31,7 @@ from ..livekit.twirp_pool import NotHttp, Unreachable
 from ..ops.metrics import Metrics
 from .event_queue import Delivery, EventQueue
 from .receiver_answers import Refusal, refusal_of
-from .receivers import Receivers, receiver_of
+from .receivers import NotAReceiverUrl, Receivers, receiver_of
 
 logger = logging.getLogger("voice_gateway.events")  # pinned: logs know it by this name
 
@@ -148,6 +148,8 @@ class EventDelivery:
                     answer = await self._receivers.post(delivery.url, headers, body.encode())
             except Unreachable as exc:  # refused, reset, closed before answering
                 return Refusal(exc.why)
+            except NotAReceiverUrl as exc:  # would never be delivered: dead-lettered at once
+                return Refusal(str(exc), final=True)
             except NotHttp:
                 return Refusal("what answers does not speak HTTP")
             except TimeoutError:
@@ -157,8 +159,7 @@ class EventDelivery:
     def _headers(self, delivery: Delivery, body: str) -> dict[str, str]:
         now = datetime.now(UTC)
         event_id = delivery.event.id
-        return {
-            "content-type": "application/json",
+        return {  # the Content-Type is the receivers' pool's own
             "webhook-id": event_id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._signer.sign(event_id, now, body),

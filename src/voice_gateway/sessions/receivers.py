@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from ..livekit.twirp_pool import TwirpAnswer, TwirpPool
+from ..settings import NotAReceiverUrl, ascii_host
+
+__all__ = ["NotAReceiverUrl", "Receivers", "receiver_of"]
 
 MEDIA_TYPE = "application/json"
 BODY_KEPT = 1024
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # besides letters, digits and "_.-": sent as they are
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,8 @@ class Receivers:
         self._receivers: dict[str, Receiver] = {}
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> TwirpAnswer:
-        """POST `body` to `url` with `headers`; raises twirp_pool's Unreachable or NotHttp."""
+        """POST `body` to `url` with `headers`; raises twirp_pool's Unreachable or NotHttp, and
+        NotAReceiverUrl for a URL no start-up checked (one queued by another replica)."""
         receiver = self._receivers.get(url) or self._add(url)
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         return await receiver.pool.send(receiver.target, receiver.credentials + lines, body)
@@ -61,16 +66,19 @@ class Receivers:
 
 
 def _origin(parts: SplitResult) -> str:
-    """scheme://host[:port], a host name that is not ASCII in its IDNA form."""
-    host = (parts.hostname or "").encode("idna").decode("ascii")
+    """scheme://host[:port], a host name that is not ASCII in its IDNA 2008 form (as httpx and
+    browsers send it), the scheme's own port left out."""
+    host = ascii_host(parts.hostname or "")
     host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port is not None else "")
+    port = parts.port
+    shown_port = "" if port is None or port == DEFAULT_PORTS.get(parts.scheme) else f":{port}"
+    return f"{parts.scheme}://{host}{shown_port}"
 
 
 def _basic(user_info: str) -> str:
-    if not user_info:
-        return ""
     user, _, password = user_info.partition(":")
+    if not user and not password:
+        return ""
     pair = f"{unquote(user)}:{unquote(password)}".encode()
     return f"Authorization: Basic {base64.b64encode(pair).decode()}\r\n"
 
