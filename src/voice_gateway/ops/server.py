@@ -48,10 +48,13 @@ NEVER_SHED_PATHS = frozenset({b"/healthz", b"/readyz", b"/metrics"})
 App = Callable[..., Any]  # an ASGI app (typed by web/, which ops/ does not import)
 
 
-# A session leaves ~100 container objects alive (its watch entry, its slot, rate-limit windows):
-# at CPython's 700 the young generation was collected every ~140 sessions, and the collections
-# (older ones with them) were ~2% of a session's CPU (bench/README.md, measured decisions).
-YOUNG_GENERATION_THRESHOLD = 20_000
+# The young generation is counted in objects made less objects freed, never below zero: with a
+# few hundred requests in flight, each holding ~80 objects, a collection at 20,000 came every
+# ~0.1 s under overload, walked the live requests (~5 ms each) and promoted them, and their
+# frees after it no longer counted. At 100,000 only what sessions keep (~4 objects each) brings
+# one; cyclic garbage, which only a collection frees, waits longer: at most that many objects
+# (bench/README.md, measured decisions; CPython's 700 was every ~140 sessions).
+YOUNG_GENERATION_THRESHOLD = 100_000
 
 
 def settle_heap() -> None:
