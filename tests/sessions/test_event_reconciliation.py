@@ -6,6 +6,7 @@ id it would have had, before `session.ended`. And no participant event comes aft
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -24,7 +25,7 @@ from tests.support.polling import wait_until
 from tests.support.processes import free_port
 from tests.support.webhooks import signed
 from voice_gateway.sessions.lifecycle import livekit_time
-from voice_gateway.standin import StandIn
+from voice_gateway.standin import StandIn, webhook_body
 
 pytestmark = pytest.mark.usefixtures("webhooks_off_afterwards")
 SWEEPING: dict[str, Any] = {"reaper_interval_s": 0.1}
@@ -247,6 +248,34 @@ async def test_a_stale_token_rejoining_an_ended_session_sends_nothing_after_ende
         await anyio.sleep(0.5)
 
     assert receiver.types_of(sid) == ["session.created", "session.ended"]
+
+
+async def test_a_late_webhook_about_the_ended_sessions_room_is_not_sent_for_its_namesake(
+    standin: StandIn,
+) -> None:
+    # Seen on the real server under a loaded CI: the agent's participant_joined about the
+    # session's room reached the gateway after the end, when a stale token's join had re-created
+    # a room of that name holding the token's record; it was observed there and sent.
+    async with receiving(standin) as (receiver, client):
+        session = (await create_session(client)).json()
+        sid, name = session["session_id"], session["room_name"]
+        first = standin.get_room(name)
+        await end(client, session)
+        await wait_until(lambda: receiver.types_of(sid) == ["session.created", "session.ended"])
+        standin.set_webhook_urls([])  # the namesake stays: no room_started has it deleted
+        standin.create_room(name, metadata=first.metadata)  # as the stale token's join would
+        now = int(time.time())
+        late = api.WebhookEvent(event="participant_joined", id="EV_late", created_at=now)
+        late.room.CopyFrom(first)
+        late.participant.identity, late.participant.kind = "agent-1", api.ParticipantInfo.AGENT
+        late.participant.joined_at = now
+        body = webhook_body(late)
+        answer = await client.post(WEBHOOK, content=body, headers=signed(body))
+        await anyio.sleep(0.5)
+
+    assert answer.status_code == 200
+    assert receiver.types_of(sid) == ["session.created", "session.ended"]
+    assert standin.get_room(name).metadata == first.metadata  # nothing observed into it
 
 
 async def test_someone_else_in_the_room_is_not_taken_for_the_user(standin: StandIn) -> None:

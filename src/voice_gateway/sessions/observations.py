@@ -31,10 +31,13 @@ class Observations:
         record = record_of(room_name, room.metadata, self._prefix) if room else None
         return (room, record) if room and record else None
 
-    async def update(self, room_name: str, change: Change) -> SessionRecord | None:
+    async def update(
+        self, room_name: str, change: Change, room_sid: str = ""
+    ) -> SessionRecord | None:
         """The session's record with `change` applied and written; None when the room holds
-        no session of ours (or is gone)."""
-        return (await self._update(room_name, change))[0]
+        no session of ours (or is gone), or, given `room_sid` (a webhook's), when the room of
+        that name now is another one."""
+        return (await self._update(room_name, change, room_sid))[0]
 
     async def changed(self, room_name: str, change: Change) -> SessionRecord | None:
         """As `update`, but None also when `change` changed nothing: for a repair, whose event
@@ -42,11 +45,13 @@ class Observations:
         record, changed = await self._update(room_name, change)
         return record if changed else None
 
-    async def _update(self, room_name: str, change: Change) -> tuple[SessionRecord | None, bool]:
+    async def _update(
+        self, room_name: str, change: Change, room_sid: str = ""
+    ) -> tuple[SessionRecord | None, bool]:
         lock = self._locks.setdefault(room_name, anyio.Lock())
         async with lock:
             found = await self.read(room_name)
-            if found is None:
+            if found is None or _another_room(found[0], room_sid):
                 return None, False
             record = found[1]
             observed = change(record)
@@ -61,3 +66,11 @@ class Observations:
         except RoomNotFound:
             return None
         return record
+
+
+def _another_room(room: api.Room, webhook_room_sid: str) -> bool:
+    """A webhook late enough to be about an earlier room of this name: the session's, deleted at
+    its end, where this one was re-created by a stale token's join with the record the token
+    carries. What happened in that room is not this one's to observe, nor to send after
+    `session.ended`."""
+    return bool(webhook_room_sid and room.sid and room.sid != webhook_room_sid)

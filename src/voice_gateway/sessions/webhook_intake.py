@@ -162,7 +162,7 @@ class WebhookIntake:
 
     async def _observe(self, room: api.Room, change: Change) -> SessionRecord | None:
         """The session the room holds now, `change` observed; None when it holds none."""
-        record = await self._sessions.observations.update(room.name, change)
+        record = await self._sessions.observations.update(room.name, change, room.sid)
         if record is not None:
             self._sessions.agent_watch.watch(record, started_at(room))
         return record
