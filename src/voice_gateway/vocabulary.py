@@ -94,3 +94,13 @@ def problem_type(code: str) -> str:
 # What a browser's script may read of an answer from another origin: the CORS layer's, and the
 # edge's own 503s to an allowed origin (ops/edge_protocol.py), so Retry-After reaches the app.
 CORS_EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "WWW-Authenticate")
+
+
+def cors_answer_headers(origin: str) -> dict[str, str]:
+    """What Starlette's CORSMiddleware adds to an allowed origin's answer (not a preflight): for
+    the answers made outside it, the app's cut-off 503 and the edge's own refusals."""
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": ", ".join(CORS_EXPOSED_HEADERS),
+        "Vary": "Origin",
+    }

@@ -9,9 +9,10 @@ import http
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import cache
 
 from ..ids import new_request_id
-from ..vocabulary import CORS_EXPOSED_HEADERS, problem_type
+from ..vocabulary import cors_answer_headers, problem_type
 
 MEDIA_TYPE = b"application/problem+json"
 
@@ -104,13 +105,8 @@ def _body(problem: EdgeProblem, detail: str, request_id: str) -> bytes:
     return json.dumps(fields).encode()
 
 
-_EXPOSED = ", ".join(CORS_EXPOSED_HEADERS).encode()
-
-
+@cache  # called for allowed origins only: a few, each built once
 def cors_head(origin: bytes) -> bytes:
-    """As Starlette's CORSMiddleware answers an allowed origin's request (not a preflight)."""
-    return (
-        b"access-control-allow-origin: " + origin + b"\r\n"
-        b"access-control-expose-headers: " + _EXPOSED + b"\r\n"
-        b"vary: Origin\r\n"
-    )
+    """`cors_answer_headers` as header lines, each ending in CRLF."""
+    headers = cors_answer_headers(origin.decode("latin-1"))
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1")

@@ -19,7 +19,7 @@ from starlette.middleware.cors import SAFELISTED_HEADERS, CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ...vocabulary import CORS_EXPOSED_HEADERS
+from ...vocabulary import CORS_EXPOSED_HEADERS, cors_answer_headers
 from ..problems import HttpProblem, problem_response
 from .headers import first_header
 
@@ -62,14 +62,7 @@ class AllowlistCORSMiddleware:
 
 def cors_headers(origin: str | None, origins: frozenset[str]) -> dict[str, str]:
     """What CORSMiddleware adds to an allowed origin's answer, for one answered outside it."""
-    if origin is None or origin not in origins:
-        return {}
-    exposed = ", ".join(CORS_EXPOSED_HEADERS)
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": exposed,
-        "Vary": "Origin",
-    }
+    return cors_answer_headers(origin) if origin is not None and origin in origins else {}
 
 
 def _may_send() -> str:
