@@ -21,6 +21,12 @@ TargetKind = Literal[
     "gateway-standin",
 ]
 
+# With `--alt-src`: each of these targets is run from the other tree too.
+ALT_TARGETS: tuple[tuple[TargetKind, TargetKind], ...] = (
+    ("gateway", "gateway-alt"),
+    ("gateway-events", "gateway-events-alt"),
+)
+
 FULL_DURATION_S = 10
 FULL_WARMUP_S = 2
 # CI's smoke proves the wiring, not the speed: one short run per target, no warm-up.
@@ -101,12 +107,10 @@ class Plan:
 
     def targets_of(self, scenario: Scenario) -> tuple[TargetKind, ...]:
         kinds: tuple[TargetKind, ...] = scenario.targets
-        if self.alt_src and "gateway" in kinds:
-            at = kinds.index("gateway") + 1
-            kinds = (*kinds[:at], "gateway-alt", *kinds[at:])
-        if self.alt_src and "gateway-events" in kinds:
-            at = kinds.index("gateway-events") + 1
-            kinds = (*kinds[:at], "gateway-events-alt", *kinds[at:])
+        for kind, alt in ALT_TARGETS if self.alt_src else ():
+            if kind in kinds:  # right after its twin: interleaved
+                at = kinds.index(kind) + 1
+                kinds = (*kinds[:at], alt, *kinds[at:])
         if self.only_targets is not None:
             kinds = tuple(k for k in kinds if k in self.only_targets)
         return kinds
